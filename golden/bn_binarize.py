@@ -1,0 +1,126 @@
+"""BN-binarize block: parameters shared with the RTL, and its golden twin.
+
+The block receives one signed pre-activation per beat together with its channel index and
+emits the channel's output bit ``(a >= threshold[c]) XOR invert[c]`` (1 means +1). Thresholds
+and directions live in a per-channel table written through a configuration port; they come from
+:func:`golden.bn_fold.fold_batchnorm` in canonical form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bn_fold import FoldedThreshold
+
+__all__ = ["BNBinarizeParams", "BNBinarizeModel"]
+
+MAX_CHANNELS = 65536
+MAX_ACC_WIDTH = 64
+
+
+def _positive_int(name: str, value, upper: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if upper is not None and value > upper:
+        raise ValueError(f"{name} must be at most {upper}, not {value}")
+
+
+@dataclass(frozen=True)
+class BNBinarizeParams:
+    """Shape of one BN-binarize block.
+
+    Parameters
+    ----------
+    channels : int
+        Number of output channels (threshold table depth), 1..65536.
+    acc_width : int
+        Width in bits of the signed pre-activation (two's complement), 2..64.
+    fan_in : int, optional
+        Number of +-1 products summed into a pre-activation; if given, the configured range is
+        ``[-fan_in, fan_in]`` and ``acc_width`` must be able to hold it.
+    """
+
+    channels: int
+    acc_width: int
+    fan_in: int | None = None
+
+    def __post_init__(self):
+        _positive_int("channels", self.channels, MAX_CHANNELS)
+        _positive_int("acc_width", self.acc_width, MAX_ACC_WIDTH)
+        if self.acc_width < 2:
+            raise ValueError(f"acc_width must be at least 2 (sign + one magnitude bit), "
+                             f"not {self.acc_width}")
+        if self.fan_in is not None:
+            _positive_int("fan_in", self.fan_in)
+            need = self.fan_in.bit_length() + 1
+            if self.acc_width < need:
+                raise ValueError(
+                    f"acc_width {self.acc_width} cannot hold pre-activations in "
+                    f"[-{self.fan_in}, {self.fan_in}] (fan_in={self.fan_in}); need at least "
+                    f"{need} bits")
+
+    @property
+    def channel_width(self) -> int:
+        """Bits of the channel index (at least 1, so the port exists in HDL)."""
+        return max(1, (self.channels - 1).bit_length())
+
+    @property
+    def preact_min(self) -> int:
+        return -self.fan_in if self.fan_in is not None else -(1 << (self.acc_width - 1))
+
+    @property
+    def preact_max(self) -> int:
+        return self.fan_in if self.fan_in is not None else (1 << (self.acc_width - 1)) - 1
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input beat to its output beat being valid
+        (threshold-table read, then compare)."""
+        return 2
+
+    def check_threshold(self, channel: int, threshold: int) -> None:
+        """Reject a table write the hardware could not hold."""
+        if not 0 <= channel < self.channels:
+            raise ValueError(f"channel {channel} out of range 0..{self.channels - 1}")
+        if not self.preact_min <= threshold <= self.preact_max:
+            raise ValueError(f"threshold {threshold} for channel {channel} outside the "
+                             f"pre-activation range [{self.preact_min}, {self.preact_max}]; "
+                             "fold it with fold_batchnorm to get the canonical form")
+
+
+class BNBinarizeModel:
+    """Golden twin of the BN-binarize block.
+
+    Holds the threshold table (all zero after power-up, like the hardware memory) and computes
+    output bits. This is the only place the block's arithmetic is specified.
+    """
+
+    def __init__(self, params: BNBinarizeParams):
+        self.params = params
+        self.threshold = np.zeros(params.channels, dtype=np.int64)
+        self.invert = np.zeros(params.channels, dtype=bool)
+
+    def write(self, channel: int, threshold: int, invert: bool) -> None:
+        self.params.check_threshold(channel, threshold)
+        self.threshold[channel] = threshold
+        self.invert[channel] = bool(invert)
+
+    def load(self, folded: FoldedThreshold) -> None:
+        """Write a whole folded layer (one entry per channel)."""
+        if folded.channels != self.params.channels:
+            raise ValueError(f"folded thresholds have {folded.channels} channels, the block "
+                             f"has {self.params.channels}")
+        for c in range(folded.channels):
+            self.write(c, int(folded.threshold[c]), bool(folded.invert[c]))
+
+    def output_bit(self, channel: int, value: int) -> int:
+        """Output bit (0/1) for pre-activation ``value`` of ``channel``."""
+        p = self.params
+        if not 0 <= channel < p.channels:
+            raise ValueError(f"channel {channel} out of range 0..{p.channels - 1}")
+        lo, hi = -(1 << (p.acc_width - 1)), (1 << (p.acc_width - 1)) - 1
+        if not lo <= value <= hi:
+            raise ValueError(f"pre-activation {value} does not fit {p.acc_width} signed bits")
+        return int((value >= self.threshold[channel]) ^ self.invert[channel])

@@ -1,0 +1,1 @@
+"""Amaranth descriptions of the mbnn digital periphery. Verilog is generated from these."""

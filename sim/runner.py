@@ -1,0 +1,145 @@
+"""Build generated RTL and run a cocotb test module on Icarus or Verilator.
+
+Used by the pytest runners in ``tests/`` and by the ``mbnn`` command line, so both run the
+same thing. Each (block, parameter set, simulator) gets its own build directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import toolchain
+
+__all__ = ["TestOutcome", "RunResult", "run_cocotb", "LINT_WAIVERS", "DEFAULT_SEED"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LINT_WAIVERS = REPO_ROOT / "rtl" / "lint" / "amaranth.vlt"
+# Default global seed of regressions: fixed so CI is reproducible; override to explore.
+DEFAULT_SEED = 20261122
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    name: str
+    passed: bool
+    message: str = ""
+    sim_time_ns: float = 0.0
+    real_time_s: float = 0.0
+
+
+@dataclass
+class RunResult:
+    simulator: str
+    build_dir: Path
+    seed: int
+    outcomes: list[TestOutcome] = field(default_factory=list)
+    build_s: float = 0.0
+    test_s: float = 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(o.passed for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return sum(not o.passed for o in self.outcomes)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.outcomes) and self.failed == 0
+
+    def summary(self) -> str:
+        lines = [f"{self.simulator}: {self.passed} passed, {self.failed} failed "
+                 f"(seed {self.seed}, build {self.build_s:.1f} s, run {self.test_s:.1f} s, "
+                 f"{self.build_dir})"]
+        lines += [f"  FAILED {o.name}: {o.message}" for o in self.outcomes if not o.passed]
+        return "\n".join(lines)
+
+
+def _parse_results(xml_path: Path) -> list[TestOutcome]:
+    if not xml_path.exists():
+        return []
+    outcomes = []
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        skipped = case.find("skipped")
+        message = ""
+        if failure is not None:
+            message = failure.get("message") or (failure.text or "").strip()[:500]
+        elif skipped is not None:
+            message = "skipped: " + (skipped.get("message") or "")
+        outcomes.append(TestOutcome(
+            name=case.get("name", "?"),
+            passed=failure is None and skipped is None,
+            message=message,
+            sim_time_ns=float(case.get("sim_time_ns", 0) or 0),
+            real_time_s=float(case.get("time", 0) or 0),
+        ))
+    return outcomes
+
+
+def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_module: str,
+               build_dir: Path, params: dict, seed: int = DEFAULT_SEED,
+               testcase: str | None = None, waves: bool = False) -> RunResult:
+    """Compile ``sources`` for ``simulator`` and run the cocotb ``test_module`` on them.
+
+    Parameters
+    ----------
+    params : dict
+        JSON-serialisable block parameters, passed to the test module as ``MBNN_PARAMS``.
+    seed : int
+        Global cocotb seed; each test derives its own from it and its name.
+
+    Returns
+    -------
+    RunResult
+        One outcome per cocotb test. No exception is raised for failing tests: check
+        :attr:`RunResult.ok`.
+
+    Raises
+    ------
+    toolchain.SimulatorMissing
+        The simulator is not installed.
+    """
+    if simulator not in toolchain.RTL_SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(toolchain.RTL_SIMULATORS)}, "
+                         f"not {simulator!r}")
+    toolchain.require(simulator)
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner(simulator)
+    build_args: list = []
+    srcs = [Path(s) for s in sources]
+    if simulator == "verilator":
+        # The generated HDL must be clean under -Wall with the documented waivers only.
+        build_args = ["-Wall"]
+        srcs = [LINT_WAIVERS] + srcs
+    t0 = time.perf_counter()
+    runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
+                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                 log_file=build_dir / "build.log")
+    t1 = time.perf_counter()
+    results_xml = build_dir / "results.xml"
+    results_xml.unlink(missing_ok=True)
+    env = {"MBNN_PARAMS": json.dumps(params, sort_keys=True),
+           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
+                test_dir=build_dir, seed=seed, extra_env=env, testcase=testcase,
+                results_xml=str(results_xml), waves=waves, timescale=("1ns", "1ps"),
+                log_file=build_dir / "test.log")
+    t2 = time.perf_counter()
+    outcomes = _parse_results(results_xml)
+    if not outcomes:
+        outcomes = [TestOutcome(name=test_module, passed=False,
+                                message=f"no results written; see {build_dir / 'test.log'}")]
+    return RunResult(simulator=simulator, build_dir=build_dir, seed=seed, outcomes=outcomes,
+                     build_s=t1 - t0, test_s=t2 - t1)

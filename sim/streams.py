@@ -1,0 +1,129 @@
+"""cocotb drivers and monitors for ``amaranth.lib.stream`` ports (valid/ready).
+
+Timing convention used by every mbnn testbench: inputs change at the falling clock edge, and
+after the design has settled (``ReadOnly``) the handshake that the next rising edge will perform
+is read off. Reads therefore never race the rising edge, whichever simulator runs the design.
+Ports are found by Amaranth's flattened names: ``<prefix>__valid``, ``__ready``, ``__payload``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Callable
+
+from cocotb.triggers import FallingEdge, ReadOnly
+
+from .payload import PayloadCodec
+
+__all__ = ["StreamSource", "StreamSink"]
+
+
+class StreamSource:
+    """Drives a stream input of the design from a queue of beats.
+
+    Parameters
+    ----------
+    dut, prefix
+        Design handle and port name prefix (``"i"`` for ``i__valid`` ...).
+    clk
+        Clock handle.
+    codec : PayloadCodec
+    rng : random.Random
+        Seeded generator for idle-cycle insertion and junk payloads.
+    idle_probability : float
+        Chance of holding ``valid`` low for a cycle before presenting the next beat.
+    on_accept : callable, optional
+        Called with each beat (a dict) in the cycle it is accepted; must not write signals.
+    """
+
+    def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random,
+                 idle_probability: float = 0.0, on_accept: Callable[[dict], None] | None = None):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clk, self.codec, self.rng = clk, codec, rng
+        self.idle_probability = idle_probability
+        self.on_accept = on_accept
+        self.queue: deque[dict] = deque()
+        self.accepted = 0
+        self._current: dict | None = None
+        self.valid.value = 0
+
+    def send(self, beats) -> None:
+        """Queue beats (dicts of payload fields) for sending."""
+        for beat in beats:
+            self.codec.pack(**beat)   # reject malformed beats now, not mid-simulation
+            self.queue.append(dict(beat))
+
+    @property
+    def idle(self) -> bool:
+        return self._current is None and not self.queue
+
+    async def run(self) -> None:
+        while True:
+            await FallingEdge(self.clk)
+            if self._current is None and self.queue and self.rng.random() >= self.idle_probability:
+                self._current = self.queue.popleft()
+            if self._current is None:
+                # Junk while idle: the design must ignore the payload when valid is low.
+                self.payload.value = self.rng.getrandbits(self.codec.width)
+                self.valid.value = 0
+            else:
+                self.payload.value = self.codec.pack(**self._current)
+                self.valid.value = 1
+            await ReadOnly()
+            if self._current is not None and int(self.ready.value) == 1:
+                self.accepted += 1
+                if self.on_accept is not None:
+                    self.on_accept(self._current)
+                self._current = None
+
+
+class StreamSink:
+    """Receives a stream output of the design with random backpressure.
+
+    Also checks the stream protocol: once ``valid`` is high it must stay high, with the same
+    payload, until the beat is taken -- except across a reset (pass the ``reset`` handle), which
+    may drop it. Nothing is taken while ``reset`` is high.
+    """
+
+    def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random,
+                 backpressure_probability: float = 0.0,
+                 on_beat: Callable[[dict], None] | None = None, reset=None):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clk, self.codec, self.rng = clk, codec, rng
+        self.backpressure_probability = backpressure_probability
+        self.on_beat = on_beat
+        self.reset = reset
+        self.received = 0
+        self.protocol_errors: list[str] = []
+        self._pending: int | None = None   # payload offered but not taken last cycle
+        self.ready.value = 0
+
+    async def run(self) -> None:
+        cycle = 0
+        while True:
+            await FallingEdge(self.clk)
+            cycle += 1
+            take = self.rng.random() >= self.backpressure_probability
+            self.ready.value = int(take)
+            await ReadOnly()
+            if self.reset is not None and int(self.reset.value) == 1:
+                self._pending = None   # a reset may drop an offered beat
+                continue
+            valid = int(self.valid.value) == 1
+            word = self.payload.value.to_unsigned() if valid else None
+            if self._pending is not None and (not valid or word != self._pending):
+                self.protocol_errors.append(
+                    f"cycle {cycle}: beat {self.codec.unpack(self._pending)} withdrawn or changed "
+                    f"before it was taken (valid={int(valid)}, payload={word})")
+            if valid and take:
+                self.received += 1
+                self._pending = None
+                if self.on_beat is not None:
+                    self.on_beat(self.codec.unpack(word))
+            else:
+                self._pending = word if valid else None

