@@ -1,0 +1,64 @@
+"""Shared pytest configuration: seed, simulator availability, build directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sim import toolchain
+from sim.runner import DEFAULT_SEED, REPO_ROOT
+
+
+def pytest_addoption(parser):
+    parser.addoption("--seed", type=int, default=int(os.environ.get("MBNN_SEED", DEFAULT_SEED)),
+                     help="global seed for random tests and cocotb runs (env MBNN_SEED)")
+
+
+def pytest_report_header(config):
+    seed = config.getoption("--seed")
+    sims = ", ".join(f"{n}: {'found' if toolchain.find(n) else 'MISSING'}"
+                     for n in toolchain.SIMULATORS)
+    return [f"mbnn seed: {seed} (replay with --seed {seed} or MBNN_SEED={seed})",
+            f"simulators: {sims}; CI={'yes' if toolchain.in_ci() else 'no'}"]
+
+
+@pytest.fixture(scope="session")
+def seed(request) -> int:
+    return request.config.getoption("--seed")
+
+
+def require_simulator(name: str) -> None:
+    """Skip when a simulator is missing locally; fail in CI, where that is a setup error."""
+    if toolchain.find(name) is None:
+        message = f"simulator {name!r} is not installed (run scripts/bootstrap.sh)"
+        if toolchain.in_ci():
+            pytest.fail(message + " -- CI must run every simulator", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def build_root() -> Path:
+    root = REPO_ROOT / "build" / "pytest"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Count the cocotb tests each simulator executed (reported by the RTL tests through
+    ``record_property``, which also works across xdist workers)."""
+    totals: dict[str, list[int]] = {}
+    for key in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(key, []):
+            props = dict(getattr(report, "user_properties", []))
+            if "cocotb_simulator" in props and report.when == "call":
+                t = totals.setdefault(props["cocotb_simulator"], [0, 0, 0])
+                t[0] += props["cocotb_passed"]
+                t[1] += props["cocotb_failed"]
+                t[2] += 1
+    if totals:
+        terminalreporter.section("cocotb tests executed per simulator")
+        for sim, (passed, failed, builds) in sorted(totals.items()):
+            terminalreporter.write_line(f"{sim}: {passed} passed, {failed} failed "
+                                        f"in {builds} builds")
