@@ -81,6 +81,63 @@ def _cmd_demo(args) -> int:
     return 0 if _print_totals(results, time.perf_counter() - t0) else 1
 
 
+def _cmd_train(args) -> int:
+    import json as _json
+
+    import numpy as np
+
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.model import infer, save_model
+    from golden.train import TrainConfig, Trainer
+
+    overrides = {"seed": args.seed, "weight_noise_std": args.weight_noise}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    cfg = TrainConfig.recipe(args.arch, **overrides)
+    train, test = load_mnist("train"), load_mnist("test")
+    x_train, x_test = binarize_pixels(train.images), binarize_pixels(test.images)
+    y_train, y_test = train.labels.astype(np.int64), test.labels.astype(np.int64)
+    trainer = Trainer(cfg)
+    log = (lambda text, final=False: None) if args.json else None
+    trainer.fit(x_train, y_train, x_test, y_test, **({"log": log} if log else {}))
+    float_acc = trainer.evaluate(x_test, y_test)
+    model = trainer.export({"dataset": {"name": "mnist", "pixel_threshold": 128}})
+    golden = infer(model, x_test).predictions
+    golden_acc = float((golden == y_test).mean())
+    if golden_acc != float_acc:   # the folding theorem says this cannot happen
+        raise RuntimeError(f"exported integer model scores {golden_acc}, the float network "
+                           f"{float_acc}: folding is broken")
+    model.metadata.update(test_accuracy=golden_acc, test_images=len(y_test),
+                          epochs_run=len(trainer.history),
+                          history=[[h.epoch, round(h.loss, 5), h.test_accuracy]
+                                   for h in trainer.history])
+    save_model(args.out, model)
+    result = {"model": str(args.out), "arch": args.arch, "test_accuracy": golden_acc,
+              "images": len(y_test), "train_seconds": round(trainer.train_seconds, 1),
+              "seconds_per_epoch": round(trainer.train_seconds / len(trainer.history), 1)}
+    print(_json.dumps(result) if args.json else
+          f"{args.arch}: test accuracy {100 * golden_acc:.2f}% on {len(y_test)} images "
+          f"(integer export agrees), {result['train_seconds']} s; wrote {args.out}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    import json as _json
+
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.model import infer, load_model
+
+    model = load_model(args.model)
+    test = load_mnist("test")
+    pred = infer(model, binarize_pixels(test.images)).predictions
+    acc = float((pred == test.labels).mean())
+    if args.json:
+        print(_json.dumps({"test_accuracy": acc, "images": len(test.labels)}))
+    else:
+        print(f"{model.arch.name}: test accuracy {100 * acc:.2f}% on {len(test.labels)} images")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -120,6 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--waves", action="store_true", help="dump waveforms in the build dirs")
     reg.set_defaults(func=_cmd_regress)
 
+    tr = sub.add_parser("train", help="train a BNN on MNIST and write a model file")
+    tr.add_argument("--arch", choices=["mlp", "cnn"], required=True)
+    tr.add_argument("--epochs", type=_positive, default=None,
+                    help="epochs (default: the shipped model's recipe)")
+    tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("--weight-noise", type=float, default=0.0,
+                    help="relative std of weight noise injected during training")
+    tr.add_argument("--out", required=True, help="model file to write (.npz)")
+    tr.add_argument("--json", action="store_true", help="print one JSON line, no progress")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval", help="golden (integer) test accuracy of a model file")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_cmd_eval)
+
     demo = sub.add_parser("demo", help="the README's main command")
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo.add_argument("--build", default=str(DEFAULT_BUILD))
@@ -138,7 +211,7 @@ def main(argv=None) -> int:
                          f"{', '.join(BN_BINARIZE_SETS)}")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:   # includes ModelFormatError, IdxFormatError
         print(f"mbnn: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a missing simulator is reported, not dumped

@@ -1,0 +1,461 @@
+"""Numpy BNN training on CPU (straight-through estimator, batch-norm, Adam).
+
+Forward passes use the binary weights ``sign(W)`` of real-valued latent weights ``W`` (kept in
+[-1, 1]) and binary activations ``sign(y)``; gradients pass straight through the sign functions
+(the activation gradient is cancelled where ``|y| > 1``). The first layer takes the chip's
+unipolar pixels {0, 1}. Max-pooling is applied to batch-norm outputs before the sign, which is
+the same as pooling the bits because sign is monotone. The last layer's integer scores are
+scaled by one learned positive temperature for the softmax loss; the temperature does not change
+the argmax, so the exported model needs no floating point.
+
+Evaluation (:meth:`Trainer.evaluate`) runs the float network in inference mode, with batch-norm
+in float64 exactly as :func:`golden.bn_fold.bn_sign_reference` specifies; :meth:`Trainer.export`
+folds it into integer thresholds, and the golden integer inference of the export must predict
+identically on every image (tested).
+
+Hardware-aware hooks: ``weight_noise_std`` multiplies each binary weight by ``1 + std * N(0,1)``
+(fresh per batch: conductance variation as seen during training), and ``fault_maps`` force
+cells to +1, -1 or off (0) and freeze their latent weights (stuck-at-fault fine-tuning).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .bn_fold import BatchNorm, fold_batchnorm
+from .model import ARCHITECTURES, Architecture, BnnModel, Layer, preactivation_range
+
+__all__ = ["TrainConfig", "Trainer", "FAULT_OFF", "RECIPES"]
+
+FAULT_OFF = 2   # fault map code of a cell stuck in the off state (weight 0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters; defaults are the ones the shipped models were trained with."""
+
+    arch: str = "mlp"
+    epochs: int = 30
+    batch_size: int = 100
+    lr_start: float = 3e-3
+    lr_end: float = 3e-5
+    seed: int = 1
+    shift_augment: int = 0          # max random translation in pixels (training images only)
+    weight_noise_std: float = 0.0
+    dropout: float = 0.0            # on hidden activations (inputs of layers 1..), training only
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, not {self.arch!r}")
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if not (0 < self.lr_end <= self.lr_start):
+            raise ValueError(f"need 0 < lr_end <= lr_start, got {self.lr_end} and {self.lr_start}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.shift_augment < 0 or self.weight_noise_std < 0:
+            raise ValueError("shift_augment and weight_noise_std must be >= 0")
+
+    @classmethod
+    def recipe(cls, arch: str, **overrides) -> "TrainConfig":
+        """The shipped model's recipe for ``arch``, with ``overrides`` applied."""
+        if arch not in RECIPES:
+            raise ValueError(f"arch must be one of {sorted(RECIPES)}, not {arch!r}")
+        return cls(**{"arch": arch, **RECIPES[arch], **overrides})
+
+    def learning_rate(self, epoch: int) -> float:
+        """Exponential decay from ``lr_start`` (first epoch) to ``lr_end`` (last)."""
+        if self.epochs == 1:
+            return self.lr_start
+        return self.lr_start * (self.lr_end / self.lr_start) ** (epoch / (self.epochs - 1))
+
+
+# Recipes of the shipped models. Latent weights live in [-1, 1], so a learning rate of 0.03
+# lets a weight cross zero within tens of steps early on; the exponential decay then freezes the
+# signs. Random shifts and dropout keep the MLP from over-fitting (without them it reaches 99.7 %
+# training and only ~97.7 % test accuracy).
+RECIPES = {
+    "mlp": dict(epochs=30, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.1),
+    "cnn": dict(epochs=12, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.0),
+}
+
+
+class _Adam:
+    """Adam, updating ``param`` in place without temporaries (the step is memory-bound)."""
+
+    def __init__(self, shape, b1=0.9, b2=0.999, eps=1e-8, dtype=np.float32):
+        self.m = np.zeros(shape, dtype)
+        self.v = np.zeros(shape, dtype)
+        self.tmp = np.zeros(shape, dtype)
+        self.b1, self.b2, self.eps, self.t = b1, b2, eps, 0
+
+    def step(self, param, grad, lr):
+        self.t += 1
+        m, v, tmp = self.m, self.v, self.tmp
+        m *= self.b1
+        np.multiply(grad, 1 - self.b1, out=tmp)
+        m += tmp
+        v *= self.b2
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1 - self.b2
+        v += tmp
+        corr = np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        np.sqrt(v, out=tmp)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr * corr
+        param -= tmp
+
+
+def _sign(x):
+    return np.where(x >= 0, np.float32(1), np.float32(-1))
+
+
+class _BinaryWeights:
+    """Latent weights, their binary forward value, faults and noise."""
+
+    def __init__(self, rng, shape, fault_map=None):
+        self.latent = rng.uniform(-1, 1, size=shape).astype(np.float32)
+        self.opt = _Adam(shape)
+        self.fault = None
+        if fault_map is not None:
+            fault_map = np.asarray(fault_map)
+            if fault_map.shape != shape:
+                raise ValueError(f"fault map shape {fault_map.shape} does not match weights {shape}")
+            if not np.all(np.isin(fault_map, (0, 1, -1, FAULT_OFF))):
+                raise ValueError(f"fault map codes must be 0 (healthy), 1, -1 or {FAULT_OFF} (off)")
+            self.fault = fault_map.astype(np.int8)
+
+    def binary(self) -> np.ndarray:
+        # copysign is several times faster than a compare-and-select; latent weights are never
+        # exactly zero in practice, and export uses this same function, so whatever it does
+        # at +-0 is what the exported model holds.
+        return np.copysign(np.float32(1), self.latent)
+
+    def effective(self, rng, noise_std: float) -> np.ndarray:
+        w = self.binary()
+        if self.fault is not None:
+            forced = np.where(self.fault == FAULT_OFF, 0, self.fault).astype(np.float32)
+            w = np.where(self.fault != 0, forced, w)
+        if noise_std > 0:
+            w = w * (1 + noise_std * rng.standard_normal(w.shape).astype(np.float32))
+        return w
+
+    def update(self, grad, lr):
+        if self.fault is not None:
+            grad = np.where(self.fault != 0, 0, grad)
+        self.opt.step(self.latent, grad, lr)
+        np.clip(self.latent, -1, 1, out=self.latent)
+
+
+class _BatchNorm:
+    def __init__(self, channels, eps, momentum):
+        self.gamma = np.ones(channels, np.float64)
+        self.beta = np.zeros(channels, np.float64)
+        self.mean = np.zeros(channels, np.float64)
+        self.var = np.ones(channels, np.float64)
+        self.eps, self.momentum = eps, momentum
+        self.opt_g, self.opt_b = _Adam(channels, dtype=np.float64), _Adam(channels, dtype=np.float64)
+
+    def forward_train(self, a):
+        axes = tuple(range(a.ndim - 1))
+        mu = a.mean(axis=axes)
+        var = a.var(axis=axes)
+        self.mean += self.momentum * (mu - self.mean)
+        self.var += self.momentum * (var - self.var)
+        inv = (1.0 / np.sqrt(var + self.eps)).astype(np.float32)
+        xhat = (a - mu.astype(np.float32)) * inv
+        self.cache = (xhat, inv)
+        return xhat * self.gamma.astype(np.float32) + self.beta.astype(np.float32)
+
+    def forward_eval(self, a):
+        """The float64 specification (same expression as golden.bn_fold.bn_sign_reference)."""
+        a = a.astype(np.float64)
+        return self.gamma * (a - self.mean) / np.sqrt(self.var + self.eps) + self.beta
+
+    def backward(self, g, lr):
+        xhat, inv = self.cache
+        axes = tuple(range(g.ndim - 1))
+        n = np.prod([g.shape[i] for i in axes])
+        dgamma = (g * xhat).sum(axis=axes)
+        dbeta = g.sum(axis=axes)
+        gamma = self.gamma.astype(np.float32)
+        dxhat = g * gamma
+        dx = inv / n * (n * dxhat - dxhat.sum(axis=axes) - xhat * (dxhat * xhat).sum(axis=axes))
+        self.opt_g.step(self.gamma, dgamma.astype(np.float64), lr)
+        self.opt_b.step(self.beta, dbeta.astype(np.float64), lr)
+        return dx.astype(np.float32)
+
+    def as_batchnorm(self) -> BatchNorm:
+        return BatchNorm(gamma=self.gamma, beta=self.beta, mean=self.mean, var=self.var,
+                         eps=self.eps)
+
+
+def _im2col_nhwc(x, k, pad, pad_value):
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
+    n, h, w, c = x.shape
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # N,H',W',C,k,k
+    ho, wo = h - k + 1, w - k + 1
+    return win.reshape(n * ho * wo, c * k * k), (n, ho, wo)
+
+
+def _col2im_nhwc(gcols, x_shape, k, pad):
+    n, h, w, c = x_shape
+    ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    g = gcols.reshape(n, ho, wo, c, k, k)
+    gx = np.zeros((n, h + 2 * pad, w + 2 * pad, c), np.float32)
+    for ky in range(k):
+        for kx in range(k):
+            gx[:, ky:ky + ho, kx:kx + wo, :] += g[..., ky, kx]
+    return gx[:, pad:pad + h, pad:pad + w, :]
+
+
+class _Net:
+    """The trainable network for one :class:`Architecture` (activations kept NHWC)."""
+
+    def __init__(self, arch: Architecture, cfg: TrainConfig, rng, fault_maps=None):
+        self.arch, self.cfg, self.rng = arch, cfg, rng
+        fault_maps = fault_maps or {}
+        self.weights, self.bns = [], []
+        for i, spec in enumerate(arch.layers):
+            self.weights.append(_BinaryWeights(rng, arch.weight_shape(i), fault_maps.get(i)))
+            last = i == len(arch.layers) - 1
+            self.bns.append(None if last else _BatchNorm(spec.out, cfg.bn_eps, cfg.bn_momentum))
+        # 0-d array so the optimiser can update it in place
+        self.log_scale = np.array(-0.5 * np.log(arch.shapes()[-1][2]))
+        self.opt_scale = _Adam((), dtype=np.float64)
+
+    def _layer_input(self, x, i):
+        """Input of layer i in the right layout: pixels for layer 0, +-1 otherwise."""
+        spec = self.arch.layers[i]
+        if spec.kind == "dense" and x.ndim == 4:
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)  # C-major
+        return x
+
+    def forward(self, pixels, train: bool):
+        """Integer-valued scores (float32) of the last layer."""
+        arch = self.arch
+        x = pixels.astype(np.float32)
+        if arch.layers[0].kind == "conv":
+            x = x.reshape((-1,) + arch.input_shape).transpose(0, 2, 3, 1)   # NHWC
+        else:
+            x = x.reshape(x.shape[0], -1)
+        self.cache = []
+        noise = self.cfg.weight_noise_std if train else 0.0
+        for i, spec in enumerate(arch.layers):
+            x = self._layer_input(x, i)
+            drop = None
+            if train and i > 0 and self.cfg.dropout > 0:
+                keep = 1 - self.cfg.dropout
+                drop = (self.rng.random(x.shape, dtype=np.float32) < keep) / np.float32(keep)
+                x = x * drop
+            w = self.weights[i].effective(self.rng, noise) if train else self.weights[i].binary()
+            pad_value = 0.0 if i == 0 else -1.0
+            if spec.kind == "conv":
+                cols, (n, ho, wo) = _im2col_nhwc(x, spec.kernel, spec.padding, pad_value)
+                wmat = w.reshape(spec.out, -1)
+                a = (cols @ wmat.T).reshape(n, ho, wo, spec.out)
+                entry = {"cols": cols, "w": wmat, "x_shape": x.shape, "drop": drop}
+            else:
+                a = x @ w
+                entry = {"x": x, "w": w, "drop": drop}
+            self.cache.append(entry)
+            if self.bns[i] is None:
+                return a
+            y = self.bns[i].forward_train(a) if train else self.bns[i].forward_eval(a)
+            if spec.pool > 1:
+                n, h, wd, c = y.shape
+                p = spec.pool
+                blocks = y[:, :h // p * p, :wd // p * p, :].reshape(n, h // p, p, wd // p, p, c)
+                pooled = blocks.max(axis=(2, 4))
+                if train:
+                    entry["pool_mask"] = blocks == pooled[:, :, None, :, None, :]
+                    entry["pre_pool_shape"] = y.shape
+                y = pooled
+            entry["y"] = y
+            x = _sign(y)
+        raise AssertionError("unreachable")
+
+    def backward(self, g, lr):
+        arch = self.arch
+        for i in range(len(arch.layers) - 1, -1, -1):
+            spec, entry = arch.layers[i], self.cache[i]
+            if self.bns[i] is not None:
+                g = g * (np.abs(entry["y"]) <= 1)          # straight-through sign
+                if spec.pool > 1:
+                    mask = entry["pool_mask"]
+                    # route to the (first-found, ties split) maxima of each window
+                    counts = mask.sum(axis=(2, 4), keepdims=True)
+                    gb = mask * (g[:, :, None, :, None, :] / counts)
+                    n, h, wd, c = entry["pre_pool_shape"]
+                    p = spec.pool
+                    full = np.zeros((n, h, wd, c), np.float32)
+                    full[:, :h // p * p, :wd // p * p, :] = gb.reshape(n, h // p * p, wd // p * p, c)
+                    g = full
+                g = self.bns[i].backward(g.astype(np.float32), lr)
+            if spec.kind == "conv":
+                g2 = g.reshape(-1, spec.out)
+                gw = (g2.T @ entry["cols"]).reshape(self.weights[i].latent.shape)
+                gx = None if i == 0 else _col2im_nhwc(g2 @ entry["w"], entry["x_shape"],
+                                                      spec.kernel, spec.padding)
+            else:
+                gw = entry["x"].T @ g
+                gx = None if i == 0 else g @ entry["w"].T
+            self.weights[i].update(gw, lr)
+            if gx is not None and entry["drop"] is not None:
+                gx = gx * entry["drop"].reshape(gx.shape) if spec.kind == "dense" else gx * entry["drop"]
+            if gx is not None and arch.layers[i - 1].kind == "conv" and spec.kind == "dense":
+                shp = self.cache[i - 1]["y"].shape          # N, H, W, C (after pooling)
+                gx = gx.reshape(shp[0], shp[3], shp[1], shp[2]).transpose(0, 2, 3, 1)
+            g = gx
+
+    def train_step(self, pixels, labels, lr):
+        scores = self.forward(pixels, train=True)
+        scale = np.exp(self.log_scale)
+        logits = scores.astype(np.float64) * scale
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        n = len(labels)
+        loss = -np.log(p[np.arange(n), labels] + 1e-12).mean()
+        dlogits = p
+        dlogits[np.arange(n), labels] -= 1
+        dlogits /= n
+        dscale = (dlogits * scores).sum() * scale
+        self.opt_scale.step(self.log_scale, dscale, lr)
+        self.backward((dlogits * scale).astype(np.float32), lr)
+        return loss, (scores.argmax(axis=1) == labels).mean()
+
+
+def _shift(images, rng, max_shift):
+    """Random translations of binary images (N, 28, 28), zero fill."""
+    if max_shift == 0:
+        return images
+    out = np.zeros_like(images)
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(len(images), 2))
+    h, w = images.shape[1:]
+    for i, (dy, dx) in enumerate(shifts):
+        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        out[i, yd, xd] = images[i, ys, xs]
+    return out
+
+
+def _progress(text: str, final: bool = False) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + text + ("\n" if final else ""))
+        sys.stderr.flush()
+    elif final:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    lr: float
+    loss: float
+    train_accuracy: float
+    test_accuracy: float | None
+    seconds: float
+
+
+class Trainer:
+    """Train one architecture on binarized MNIST.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    fault_maps : dict[int, array], optional
+        Per layer index, an int array shaped like the layer's weights: 0 healthy, +1 / -1
+        stuck at that weight, ``FAULT_OFF`` stuck off (contributes 0).
+    init : BnnModel, optional
+        Start from an exported model: latent weights ``0.5 * w`` and, where the file keeps
+        them, its batch-norm parameters. With ``epochs`` still to run this is fine-tuning; with
+        none, :meth:`predict` is the training code's evaluation of that model.
+    """
+
+    def __init__(self, cfg: TrainConfig, fault_maps=None, init: BnnModel | None = None):
+        self.cfg = cfg
+        self.arch = ARCHITECTURES[cfg.arch]
+        self.rng = np.random.default_rng(cfg.seed)
+        self.net = _Net(self.arch, cfg, self.rng, fault_maps)
+        if init is not None:
+            if init.arch != self.arch:
+                raise ValueError(f"initial model is a {init.arch.name}, config asks for {self.arch.name}")
+            for wts, bn, layer in zip(self.net.weights, self.net.bns, init.layers):
+                wts.latent[...] = 0.5 * layer.weight.astype(np.float32)
+                if bn is not None and layer.batchnorm is not None:
+                    src = layer.batchnorm
+                    bn.gamma, bn.beta = src.gamma.copy(), src.beta.copy()
+                    bn.mean, bn.var, bn.eps = src.mean.copy(), src.var.copy(), src.eps
+        self.history: list[EpochStats] = []
+        self.train_seconds = 0.0
+
+    def fit(self, train_pixels, train_labels, test_pixels=None, test_labels=None,
+            log=_progress) -> list[EpochStats]:
+        cfg = self.cfg
+        n = len(train_labels)
+        steps = (n + cfg.batch_size - 1) // cfg.batch_size
+        for epoch in range(cfg.epochs):
+            t0 = time.perf_counter()
+            lr = cfg.learning_rate(epoch)
+            order = self.rng.permutation(n)
+            loss_sum = acc_sum = 0.0
+            for step in range(steps):
+                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                batch = _shift(train_pixels[idx].reshape(-1, 28, 28), self.rng, cfg.shift_augment)
+                loss, acc = self.net.train_step(batch, train_labels[idx], lr)
+                loss_sum += loss * len(idx)
+                acc_sum += acc * len(idx)
+                if step % 20 == 0:
+                    done = int(30 * (step + 1) / steps)
+                    log(f"epoch {epoch + 1}/{cfg.epochs} [{'#' * done}{'.' * (30 - done)}] "
+                        f"loss {loss_sum / ((step + 1) * cfg.batch_size):.4f}")
+            test_acc = None
+            if test_pixels is not None:
+                test_acc = self.evaluate(test_pixels, test_labels)
+            dt = time.perf_counter() - t0
+            self.train_seconds += dt
+            stats = EpochStats(epoch + 1, lr, loss_sum / n, acc_sum / n, test_acc, dt)
+            self.history.append(stats)
+            log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.2e} loss {stats.loss:.4f} "
+                f"train {100 * stats.train_accuracy:.2f}% "
+                + (f"test {100 * test_acc:.2f}% " if test_acc is not None else "")
+                + f"({dt:.1f} s)", final=True)
+        return self.history
+
+    def predict(self, pixels, batch_size=500) -> np.ndarray:
+        """Class predictions of the float network in inference mode (ties: lowest index)."""
+        out = []
+        for start in range(0, len(pixels), batch_size):
+            scores = self.net.forward(pixels[start:start + batch_size], train=False)
+            out.append(np.argmax(scores, axis=1))
+        return np.concatenate(out)
+
+    def evaluate(self, pixels, labels) -> float:
+        return float((self.predict(pixels) == labels).mean())
+
+    def export(self, metadata: dict | None = None) -> BnnModel:
+        """Integer model: binary weights and batch-norm folded into thresholds."""
+        layers = []
+        for i, (wts, bn) in enumerate(zip(self.net.weights, self.net.bns)):
+            w = wts.binary().astype(np.int8)
+            threshold = batchnorm = None
+            if bn is not None:
+                lo, hi = preactivation_range(self.arch, i, w)
+                batchnorm = bn.as_batchnorm()
+                threshold = fold_batchnorm(batchnorm, lo, hi)
+            layers.append(Layer(weight=w, threshold=threshold, batchnorm=batchnorm))
+        meta = {"training": asdict(self.cfg), "train_seconds": round(self.train_seconds, 1)}
+        meta.update(metadata or {})
+        return BnnModel(arch=self.arch, layers=layers, metadata=meta)

@@ -1,0 +1,87 @@
+"""Training: determinism, the float/integer agreement guarantee, hardware-aware hooks."""
+
+import numpy as np
+import pytest
+
+from golden.mnist import binarize_pixels, load_mnist
+from golden.model import infer
+from golden.train import FAULT_OFF, TrainConfig, Trainer, _BinaryWeights
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    train, test = load_mnist("train"), load_mnist("test")
+    return (binarize_pixels(train.images), train.labels.astype(np.int64),
+            binarize_pixels(test.images), test.labels.astype(np.int64))
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+@pytest.mark.parametrize("arch, n_train", [("mlp", 3000), ("cnn", 1500)])
+def test_integer_export_predicts_exactly_like_the_float_network(mnist, seed, arch, n_train):
+    """After a short training run, the exported integer model (folded thresholds, no floats)
+    and the training code's own float evaluation agree on every one of the 10k test images."""
+    x, y, xt, yt = mnist
+    trainer = Trainer(TrainConfig(arch=arch, epochs=1, seed=seed, lr_start=0.03))
+    trainer.fit(x[:n_train], y[:n_train], log=quiet)
+    model = trainer.export()
+    float_pred = trainer.predict(xt)
+    int_pred = infer(model, xt).predictions
+    print(f"seed {seed}: float accuracy {(float_pred == yt).mean():.4f}")
+    # Agreement is only meaningful if the network discriminates: well above chance, and
+    # spreading its answers over the classes.
+    assert (float_pred == yt).mean() > 0.3 and len(np.unique(float_pred)) >= 8
+    assert np.array_equal(float_pred, int_pred)
+
+
+def test_training_is_deterministic_for_a_seed(mnist, seed):
+    x, y, _, _ = mnist
+    models = []
+    for _ in range(2):
+        t = Trainer(TrainConfig(arch="mlp", epochs=1, seed=seed))
+        t.fit(x[:1000], y[:1000], log=quiet)
+        models.append(t.export())
+    for a, b in zip(*(m.layers for m in models)):
+        assert np.array_equal(a.weight, b.weight)
+        if a.threshold is not None:
+            assert np.array_equal(a.threshold.threshold, b.threshold.threshold)
+
+
+def test_weight_noise_is_multiplicative_with_the_given_std(seed):
+    rng = np.random.default_rng(seed)
+    w = _BinaryWeights(rng, (200, 300))
+    noisy = w.effective(rng, 0.1)
+    ratio = noisy / w.binary()
+    assert abs(ratio.mean() - 1) < 0.002 and abs(ratio.std() - 0.1) < 0.002
+    assert np.array_equal(w.effective(rng, 0.0), w.binary())
+
+
+def test_fault_map_forces_cells_and_freezes_their_latent_weights(mnist, seed):
+    x, y, _, _ = mnist
+    rng = np.random.default_rng(seed)
+    shape = (784, 1024)
+    fault = rng.choice(np.array([0, 1, -1, FAULT_OFF], np.int8), size=shape, p=[0.9, 0.03, 0.03, 0.04])
+    trainer = Trainer(TrainConfig(arch="mlp", epochs=1, seed=seed), fault_maps={0: fault})
+    weights = trainer.net.weights[0]
+    before = weights.latent.copy()
+    eff = weights.effective(rng, 0.0)
+    assert np.all(eff[fault == 1] == 1) and np.all(eff[fault == -1] == -1)
+    assert np.all(eff[fault == FAULT_OFF] == 0)
+    trainer.fit(x[:500], y[:500], log=quiet)
+    assert np.array_equal(weights.latent[fault != 0], before[fault != 0])
+    assert not np.array_equal(weights.latent[fault == 0], before[fault == 0])
+    with pytest.raises(ValueError, match="fault map codes must be"):
+        Trainer(TrainConfig(arch="mlp", epochs=1), fault_maps={0: np.full(shape, 5)})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(arch="rnn"), "arch must be one of \\['cnn', 'mlp'\\], not 'rnn'"),
+    (dict(epochs=0), "epochs must be a positive integer, not 0"),
+    (dict(lr_start=1e-3, lr_end=1e-2), "need 0 < lr_end <= lr_start"),
+    (dict(dropout=1.0), "dropout must be in \\[0, 1\\), not 1.0"),
+])
+def test_bad_config_is_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
