@@ -234,7 +234,8 @@ class Inference:
     layer_bits: list
 
 
-def infer(model: BnnModel, pixels: np.ndarray, keep_layers: bool = False) -> Inference:
+def infer(model: BnnModel, pixels: np.ndarray, keep_layers: bool = False,
+          batch_size: int = 1000) -> Inference:
     """Bit-exact integer inference.
 
     Parameters
@@ -243,10 +244,23 @@ def infer(model: BnnModel, pixels: np.ndarray, keep_layers: bool = False) -> Inf
         Binarized input images.
     keep_layers : bool
         Keep every hidden layer's output bits (memory grows with N).
+    batch_size : int
+        Images per chunk; bounds the memory of unrolled convolution windows.
     """
+    pixels = np.asarray(pixels)
+    parts = [_infer_batch(model, pixels[i:i + batch_size], keep_layers)
+             for i in range(0, len(pixels), batch_size)]
+    if len(parts) == 1:
+        return parts[0]
+    return Inference(
+        scores=np.concatenate([p.scores for p in parts]),
+        predictions=np.concatenate([p.predictions for p in parts]),
+        layer_bits=[np.concatenate(layer) for layer in zip(*(p.layer_bits for p in parts))])
+
+
+def _infer_batch(model: BnnModel, pixels: np.ndarray, keep_layers: bool) -> Inference:
     arch = model.arch
-    x = np.asarray(pixels)
-    x = x.reshape((x.shape[0],) + arch.input_shape)
+    x = pixels.reshape((pixels.shape[0],) + arch.input_shape)
     domain = Domain.UNIPOLAR
     kept = []
     for i, (spec, layer) in enumerate(zip(arch.layers, model.layers)):

@@ -184,15 +184,18 @@ class _BatchNorm:
     def backward(self, g, lr):
         xhat, inv = self.cache
         axes = tuple(range(g.ndim - 1))
-        n = np.prod([g.shape[i] for i in axes])
-        dgamma = (g * xhat).sum(axis=axes)
+        n = np.float32(np.prod([g.shape[i] for i in axes]))
         dbeta = g.sum(axis=axes)
-        gamma = self.gamma.astype(np.float32)
-        dxhat = g * gamma
-        dx = inv / n * (n * dxhat - dxhat.sum(axis=axes) - xhat * (dxhat * xhat).sum(axis=axes))
+        gx = g * xhat
+        dgamma = gx.sum(axis=axes)
+        # dx = gamma * inv * (g - mean(g) - xhat * mean(g * xhat)), computed in place in gx
+        np.multiply(xhat, (dgamma / n).astype(np.float32), out=gx)
+        np.subtract(g, gx, out=gx)
+        gx -= (dbeta / n).astype(np.float32)
+        gx *= (self.gamma * inv).astype(np.float32)
         self.opt_g.step(self.gamma, dgamma.astype(np.float64), lr)
         self.opt_b.step(self.beta, dbeta.astype(np.float64), lr)
-        return dx.astype(np.float32)
+        return gx
 
     def as_batchnorm(self) -> BatchNorm:
         return BatchNorm(gamma=self.gamma, beta=self.beta, mean=self.mean, var=self.var,
@@ -278,7 +281,11 @@ class _Net:
                 blocks = y[:, :h // p * p, :wd // p * p, :].reshape(n, h // p, p, wd // p, p, c)
                 pooled = blocks.max(axis=(2, 4))
                 if train:
-                    entry["pool_mask"] = blocks == pooled[:, :, None, :, None, :]
+                    # gradient share of each window element: split evenly between tied maxima
+                    # (ties are common: BN outputs of integer pre-activations repeat)
+                    mask = (blocks == pooled[:, :, None, :, None, :]).astype(np.float32)
+                    mask /= mask.sum(axis=(2, 4), keepdims=True)
+                    entry["pool_share"] = mask
                     entry["pre_pool_shape"] = y.shape
                 y = pooled
             entry["y"] = y
@@ -292,15 +299,14 @@ class _Net:
             if self.bns[i] is not None:
                 g = g * (np.abs(entry["y"]) <= 1)          # straight-through sign
                 if spec.pool > 1:
-                    mask = entry["pool_mask"]
-                    # route to the (first-found, ties split) maxima of each window
-                    counts = mask.sum(axis=(2, 4), keepdims=True)
-                    gb = mask * (g[:, :, None, :, None, :] / counts)
+                    gb = entry["pool_share"] * g[:, :, None, :, None, :]
                     n, h, wd, c = entry["pre_pool_shape"]
                     p = spec.pool
-                    full = np.zeros((n, h, wd, c), np.float32)
-                    full[:, :h // p * p, :wd // p * p, :] = gb.reshape(n, h // p * p, wd // p * p, c)
-                    g = full
+                    if h % p == 0 and wd % p == 0:
+                        g = gb.reshape(n, h, wd, c)
+                    else:   # rows/columns dropped by the pool get no gradient
+                        g = np.zeros((n, h, wd, c), np.float32)
+                        g[:, :h // p * p, :wd // p * p, :] = gb.reshape(n, h // p * p, wd // p * p, c)
                 g = self.bns[i].backward(g.astype(np.float32), lr)
             if spec.kind == "conv":
                 g2 = g.reshape(-1, spec.out)

@@ -86,7 +86,7 @@ def _cmd_train(args) -> int:
 
     import numpy as np
 
-    from golden.mnist import binarize_pixels, load_mnist
+    from golden.mnist import PIXEL_THRESHOLD, binarize_pixels, load_mnist
     from golden.model import infer, save_model
     from golden.train import TrainConfig, Trainer
 
@@ -95,13 +95,15 @@ def _cmd_train(args) -> int:
         overrides["epochs"] = args.epochs
     cfg = TrainConfig.recipe(args.arch, **overrides)
     train, test = load_mnist("train"), load_mnist("test")
-    x_train, x_test = binarize_pixels(train.images), binarize_pixels(test.images)
-    y_train, y_test = train.labels.astype(np.int64), test.labels.astype(np.int64)
+    n = args.train_images or len(train)
+    x_train, x_test = binarize_pixels(train.images[:n]), binarize_pixels(test.images)
+    y_train, y_test = train.labels[:n].astype(np.int64), test.labels.astype(np.int64)
     trainer = Trainer(cfg)
     log = (lambda text, final=False: None) if args.json else None
     trainer.fit(x_train, y_train, x_test, y_test, **({"log": log} if log else {}))
     float_acc = trainer.evaluate(x_test, y_test)
-    model = trainer.export({"dataset": {"name": "mnist", "pixel_threshold": 128}})
+    model = trainer.export({"dataset": {"name": "mnist", "pixel_threshold": PIXEL_THRESHOLD,
+                                        "train_images": n}})
     golden = infer(model, x_test).predictions
     golden_acc = float((golden == y_test).mean())
     if golden_acc != float_acc:   # the folding theorem says this cannot happen
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=1)
     tr.add_argument("--weight-noise", type=float, default=0.0,
                     help="relative std of weight noise injected during training")
+    tr.add_argument("--train-images", type=_positive, default=None,
+                    help="train on the first N training images only (quick checks)")
     tr.add_argument("--out", required=True, help="model file to write (.npz)")
     tr.add_argument("--json", action="store_true", help="print one JSON line, no progress")
     tr.set_defaults(func=_cmd_train)

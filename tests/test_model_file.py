@@ -150,3 +150,13 @@ def test_save_is_atomic(tmp_path, seed, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_model(tmp_path / "m.npz", model)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_batched_inference_equals_one_batch(seed):
+    model = random_model(TINY, seed)
+    pixels = (np.random.default_rng(seed).random((50, 6, 6)) < 0.5).astype(np.uint8)
+    whole = infer(model, pixels, keep_layers=True, batch_size=1000)
+    chunked = infer(model, pixels, keep_layers=True, batch_size=7)
+    assert np.array_equal(whole.scores, chunked.scores)
+    for a, b in zip(whole.layer_bits, chunked.layer_bits):
+        assert np.array_equal(a, b)

@@ -85,3 +85,42 @@ def test_fault_map_forces_cells_and_freezes_their_latent_weights(mnist, seed):
 def test_bad_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_batchnorm_backward_matches_finite_differences(seed):
+    from golden.train import _BatchNorm
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(6, 4, 4, 3))
+    gout = rng.normal(size=a.shape)
+    gamma, beta = rng.uniform(0.5, 2, 3), rng.normal(size=3)
+
+    def fresh():
+        bn = _BatchNorm(3, 1e-5, 0.1)
+        bn.gamma, bn.beta = gamma.copy(), beta.copy()
+        return bn
+
+    def loss(x):
+        return float((fresh().forward_train(x) * gout).sum())
+    bn = fresh()
+    bn.forward_train(a)
+    dx = bn.backward(gout.astype(np.float32), 0.0)
+    h = 1e-2    # float32 internals: a larger step keeps rounding noise below the h^2 error
+    num = np.zeros_like(a)
+    for idx in np.ndindex(*a.shape):
+        up, down = a.copy(), a.copy()
+        up[idx] += h
+        down[idx] -= h
+        num[idx] = (loss(up) - loss(down)) / (2 * h)
+    assert np.abs(num - dx).max() < 1e-3 * np.abs(num).max()
+
+
+def test_col2im_is_the_adjoint_of_im2col(seed):
+    """<im2col(x), c> == <x, col2im(c)>: the convolution's input gradient is exact."""
+    from golden.train import _col2im_nhwc, _im2col_nhwc
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+    cols, _ = _im2col_nhwc(x, 3, 1, 0.0)
+    c = rng.normal(size=cols.shape).astype(np.float32)
+    lhs = float((cols.astype(np.float64) * c).sum())
+    rhs = float((x.astype(np.float64) * _col2im_nhwc(c, x.shape, 3, 1)).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-5)
