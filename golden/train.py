@@ -318,7 +318,7 @@ class _Net:
                 gx = None if i == 0 else g @ entry["w"].T
             self.weights[i].update(gw, lr)
             if gx is not None and entry["drop"] is not None:
-                gx = gx * entry["drop"].reshape(gx.shape) if spec.kind == "dense" else gx * entry["drop"]
+                gx = gx * entry["drop"]       # same layout as the layer's input
             if gx is not None and arch.layers[i - 1].kind == "conv" and spec.kind == "dense":
                 shp = self.cache[i - 1]["y"].shape          # N, H, W, C (after pooling)
                 gx = gx.reshape(shp[0], shp[3], shp[1], shp[2]).transpose(0, 2, 3, 1)

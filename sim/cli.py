@@ -78,7 +78,25 @@ def _cmd_demo(args) -> int:
     print(f"generated {path} ({params.channels} channels, {params.acc_width}-bit "
           f"pre-activations, latency {params.latency} cycles)")
     results = _run_regression(toolchain.RTL_SIMULATORS, args.seed, out, list(BN_BINARIZE_SETS))
+    _print_shipped_models()
     return 0 if _print_totals(results, time.perf_counter() - t0) else 1
+
+
+def _print_shipped_models() -> None:
+    """Golden (integer) accuracy of the shipped models on the 10k MNIST test images."""
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.model import infer, load_model
+    from sim.runner import REPO_ROOT
+
+    test = load_mnist("test")
+    pixels = binarize_pixels(test.images)
+    for path in sorted((REPO_ROOT / "models").glob("*.npz")):
+        model = load_model(path)
+        t0 = time.perf_counter()
+        acc = float((infer(model, pixels).predictions == test.labels).mean())
+        dt = time.perf_counter() - t0
+        print(f"golden model {path.name}: {model.arch.name}, test accuracy {100 * acc:.2f}% "
+              f"on {len(pixels)} images ({len(pixels) / dt:.0f} images/s, integer inference)")
 
 
 def _cmd_train(args) -> int:

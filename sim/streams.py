@@ -19,7 +19,17 @@ from .payload import PayloadCodec
 __all__ = ["StreamSource", "StreamSink"]
 
 
-class StreamSource:
+class _StreamPort:
+    """Handles of one flattened stream port and the shared driver state."""
+
+    def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clk, self.codec, self.rng = clk, codec, rng
+
+
+class StreamSource(_StreamPort):
     """Drives a stream input of the design from a queue of beats.
 
     Parameters
@@ -39,10 +49,7 @@ class StreamSource:
 
     def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random,
                  idle_probability: float = 0.0, on_accept: Callable[[dict], None] | None = None):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk, self.codec, self.rng = clk, codec, rng
+        super().__init__(dut, prefix, clk, codec, rng)
         self.idle_probability = idle_probability
         self.on_accept = on_accept
         self.queue: deque[dict] = deque()
@@ -80,7 +87,7 @@ class StreamSource:
                 self._current = None
 
 
-class StreamSink:
+class StreamSink(_StreamPort):
     """Receives a stream output of the design with random backpressure.
 
     Also checks the stream protocol: once ``valid`` is high it must stay high, with the same
@@ -91,10 +98,7 @@ class StreamSink:
     def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random,
                  backpressure_probability: float = 0.0,
                  on_beat: Callable[[dict], None] | None = None, reset=None):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk, self.codec, self.rng = clk, codec, rng
+        super().__init__(dut, prefix, clk, codec, rng)
         self.backpressure_probability = backpressure_probability
         self.on_beat = on_beat
         self.reset = reset
