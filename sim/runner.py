@@ -124,18 +124,29 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
         build_args = ["-Wall"]
         srcs = [LINT_WAIVERS] + srcs
     t0 = time.perf_counter()
-    runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
-                 log_file=build_dir / "build.log")
+    try:
+        runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                     log_file=build_dir / "build.log")
+    except RuntimeError as exc:   # compile or lint error: a failed run, reported like one
+        return RunResult(simulator=simulator, build_dir=build_dir, seed=seed,
+                         build_s=time.perf_counter() - t0,
+                         outcomes=[TestOutcome(name="build", passed=False,
+                                               message=f"{exc}; see {build_dir / 'build.log'}")])
     t1 = time.perf_counter()
     results_xml = build_dir / "results.xml"
     results_xml.unlink(missing_ok=True)
     env = {"MBNN_PARAMS": json.dumps(params, sort_keys=True),
            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
-                test_dir=build_dir, seed=seed, extra_env=env, testcase=testcase,
-                results_xml=str(results_xml), waves=waves, timescale=("1ns", "1ps"),
-                log_file=build_dir / "test.log")
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
+                    test_dir=build_dir, seed=seed, extra_env=env, testcase=testcase,
+                    results_xml=str(results_xml), waves=waves, timescale=("1ns", "1ps"),
+                    log_file=build_dir / "test.log")
+    except (RuntimeError, SystemExit):
+        # Under pytest the runner raises when the simulator dies before writing results;
+        # elsewhere it returns. Either way the missing results are reported below.
+        pass
     t2 = time.perf_counter()
     outcomes = _parse_results(results_xml)
     if not outcomes:

@@ -83,3 +83,23 @@ def test_cli_help_lists_commands():
         assert command in r.stdout
     r = mbnn("regress", "--set", "nope")
     assert r.returncode == 2 and "unknown parameter set 'nope'" in r.stderr
+
+
+def test_a_build_failure_is_reported_as_a_failed_run(tmp_path):
+    """A Verilog error stops the build; the runner reports it instead of crashing, and a
+    simulation that dies without results is a failed run too."""
+    require_simulator("verilator")
+    from sim.runner import run_cocotb
+    source = tmp_path / "broken.v"
+    source.write_text("module broken(input clk, output q);\n  assign q = ;\nendmodule\n")
+    result = run_cocotb(simulator="verilator", sources=[source], toplevel="broken",
+                        test_module="sim.tb.tb_bn_binarize", build_dir=tmp_path / "b", params={})
+    assert not result.ok and result.outcomes[0].name == "build"
+    assert "build.log" in result.outcomes[0].message
+    assert "syntax error" in (tmp_path / "b" / "build.log").read_text()
+    fine = tmp_path / "fine.v"
+    fine.write_text("module fine(input clk, output q);\n  assign q = clk;\nendmodule\n")
+    # params={} cannot build BNBinarizeParams, so the test module dies on import
+    result = run_cocotb(simulator="icarus", sources=[fine], toplevel="fine",
+                        test_module="sim.tb.tb_bn_binarize", build_dir=tmp_path / "f", params={})
+    assert not result.ok and "no results written" in result.outcomes[0].message
