@@ -67,12 +67,22 @@ class BNBinarizeParams:
         return max(1, (self.channels - 1).bit_length())
 
     @property
+    def width_min(self) -> int:
+        """Most negative value the ``acc_width``-bit port can carry."""
+        return -(1 << (self.acc_width - 1))
+
+    @property
+    def width_max(self) -> int:
+        return (1 << (self.acc_width - 1)) - 1
+
+    @property
     def preact_min(self) -> int:
-        return -self.fan_in if self.fan_in is not None else -(1 << (self.acc_width - 1))
+        """Configured pre-activation range: ``[-fan_in, fan_in]``, else the full width."""
+        return -self.fan_in if self.fan_in is not None else self.width_min
 
     @property
     def preact_max(self) -> int:
-        return self.fan_in if self.fan_in is not None else (1 << (self.acc_width - 1)) - 1
+        return self.fan_in if self.fan_in is not None else self.width_max
 
     @property
     def latency(self) -> int:
@@ -120,7 +130,6 @@ class BNBinarizeModel:
         p = self.params
         if not 0 <= channel < p.channels:
             raise ValueError(f"channel {channel} out of range 0..{p.channels - 1}")
-        lo, hi = -(1 << (p.acc_width - 1)), (1 << (p.acc_width - 1)) - 1
-        if not lo <= value <= hi:
+        if not p.width_min <= value <= p.width_max:
             raise ValueError(f"pre-activation {value} does not fit {p.acc_width} signed bits")
         return int((value >= self.threshold[channel]) ^ self.invert[channel])

@@ -13,6 +13,7 @@ mapping re-expresses them on the crossbar sum (see ``golden.sign_constant``).
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -301,7 +302,6 @@ def save_model(path: str | Path, model: BnnModel) -> Path:
             bn = layer.batchnorm
             arrays[f"layer{i}.batchnorm"] = np.stack([bn.gamma, bn.beta, bn.mean, bn.var])
             arrays[f"layer{i}.batchnorm_eps"] = np.array(bn.eps, np.float64)
-    import io
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())

@@ -30,6 +30,7 @@ def test_derived_properties():
     assert (p.channel_width, p.preact_min, p.preact_max) == (4, -784, 784)
     q = BNBinarizeParams(channels=1, acc_width=4)
     assert (q.channel_width, q.preact_min, q.preact_max) == (1, -8, 7)
+    assert (p.width_min, p.width_max) == (-1024, 1023)
     assert BNBinarizeParams(channels=256, acc_width=8).channel_width == 8
     assert BNBinarizeParams(channels=257, acc_width=8).channel_width == 9
 

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from golden.bn_fold import FoldedThreshold, fold_batchnorm
+from golden.bn_fold import fold_batchnorm
 from golden.bnn import Domain, binary_conv2d, binary_dense, maxpool2d
 from golden.model import (ARCHITECTURES, Architecture, BnnModel, Layer, LayerSpec,
                           ModelFormatError, infer, load_model, preactivation_range, save_model)

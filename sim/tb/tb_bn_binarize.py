@@ -117,7 +117,6 @@ class BNBinarizeTB:
 
     def random_beats(self, count: int) -> list[dict]:
         p = self.params
-        full_lo, full_hi = -(1 << (p.acc_width - 1)), (1 << (p.acc_width - 1)) - 1
         channels = self.np_rng.integers(0, p.channels, size=count)
         # Half uniform over the configured range, half within +-2 of the channel's threshold.
         uniform = self.np_rng.integers(p.preact_min, p.preact_max, size=count, endpoint=True)
@@ -126,7 +125,7 @@ class BNBinarizeTB:
         beats = []
         for c, u, d, n in zip(channels.tolist(), uniform.tolist(), offsets.tolist(), near.tolist()):
             v = int(self.model.threshold[c]) + d if n else u   # Python ints: no wrap at 64 bits
-            beats.append({"value": min(max(v, full_lo), full_hi), "channel": c})
+            beats.append({"value": min(max(v, p.width_min), p.width_max), "channel": c})
         return beats
 
     def check(self) -> None:
@@ -136,7 +135,7 @@ class BNBinarizeTB:
 
 def boundary_beats(params: BNBinarizeParams, model: BNBinarizeModel) -> list[dict]:
     """Every channel at ``tau - 1, tau, tau + 1`` and at the ends of the range and width."""
-    full_lo, full_hi = -(1 << (params.acc_width - 1)), (1 << (params.acc_width - 1)) - 1
+    full_lo, full_hi = params.width_min, params.width_max
     beats = []
     for c in range(params.channels):
         t = int(model.threshold[c])
