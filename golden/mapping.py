@@ -1,10 +1,27 @@
 """A trained model compiled onto crossbar arrays, and its tiled, ADC-quantised inference.
 
-Mapping ("highly parallelised"): each layer is a weight matrix with one row per input of the
-unrolled kernel (conv) or per input feature (dense) -- in ``im2col`` order -- and one column
-per output channel, so one read of the arrays holding a layer yields all output channels of one
-output pixel. Matrices larger than an array are cut into row tiles x column tiles; tiles that
-do not fill an array leave its remaining rows undriven and its remaining columns unused.
+Mapping ("highly parallelised"): each layer is a weight matrix with one row per word line and
+one column per output channel, so one read of the arrays holding a layer yields all output
+channels of one output pixel. Matrices larger than an array are cut into row tiles x column
+tiles; tiles that do not fill an array leave its remaining rows undriven and its remaining
+columns unused.
+
+Activation layout (what the hardware stores, and hence the crossbar row order)
+-------------------------------------------------------------------------------
+Every layer's input lives in an activation buffer as a feature map of ``positions`` spatial
+positions (``height x width``; one position for a vector) with ``stride`` bits per position:
+the producer's channels, padded up to whole column tiles (``column_tiles * columns``) when it
+needs more than one; the pad bits are always 0. The flat bit index of channel ``c`` at position ``q`` is ``q * stride + c``.
+
+* A **conv** layer's crossbar rows are its window in ``(ky, kx, c)`` order, ``c`` running over
+  the padded stride: row ``(ky * K + kx) * stride + c``. A row tile is thus a few whole
+  positions of the window -- what a buffer of one position per word can deliver in one read.
+* A **dense** layer's crossbar rows are the flat bits of its input buffer, in order; the model's
+  channel-major flatten index ``c * positions + q`` is permuted to ``q * stride + c``.
+
+Rows of padded channels carry weight 0 (both cells of the pair at the off conductance); they
+are never driven anyway. This layout is a permutation of the model's rows plus zero rows, so the
+sums are unchanged (tested: mapped inference equals unmapped inference, bit for bit).
 
 Each read drives the word lines with the sign-constant input bits ``x'`` (0 or V_read) of a row
 tile; every column's ADC returns its signed partial sum ``s_r = sum w x'`` in weight units,
@@ -24,21 +41,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bnn import Domain, argmax_class, im2col, maxpool2d
+from .bnn import argmax_class
 from .bn_fold import FoldedThreshold
 from .chip import ChipConfig
 from .model import BnnModel, Inference
 
-__all__ = ["MappedLayer", "MappedModel", "compile_model", "crossbar_read", "accumulate",
-           "mapped_infer"]
+__all__ = ["FeatureMap", "MappedLayer", "MappedModel", "compile_model", "crossbar_read",
+           "accumulate", "mapped_infer", "gather_rows", "output_positions"]
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """Layout of one activation buffer: ``height x width`` positions of ``stride`` bits, of
+    which the first ``channels`` are real."""
+
+    channels: int
+    height: int
+    width: int
+    stride: int
+
+    @property
+    def positions(self) -> int:
+        return self.height * self.width
+
+    @property
+    def bits(self) -> int:
+        return self.positions * self.stride
 
 
 @dataclass(frozen=True)
 class MappedLayer:
     """One layer on the arrays.
 
-    ``weights`` is the (fan_in, out) matrix in crossbar row order; ``correction_scale`` and
-    ``correction_bias`` give ``a = scale * s - bias`` per column.
+    ``weights`` is the (rows, out) matrix in crossbar row order (entries -1, 0, +1; 0 only in
+    rows of padded input channels); ``correction_scale`` and ``correction_bias`` give
+    ``a = scale * s - bias`` per output channel. ``tile_base`` is the index of the layer's first
+    array; tile ``(rt, ct)`` is array ``tile_base + ct * row_tiles + rt``.
     """
 
     index: int
@@ -49,13 +87,44 @@ class MappedLayer:
     correction_scale: int
     correction_bias: np.ndarray
     threshold: FoldedThreshold | None
-    kernel: int = 0
+    input_map: FeatureMap
+    out_height: int = 1
+    out_width: int = 1
+    kernel: int = 1
     padding: int = 0
     pool: int = 1
+    tile_base: int = 0
 
     @property
     def tiles(self) -> int:
         return self.row_tiles * self.column_tiles
+
+    @property
+    def out_channels(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def pixels(self) -> int:
+        """Output pixels before pooling (1 for dense): reads = pixels * tiles."""
+        return self.out_height * self.out_width
+
+    @property
+    def reads(self) -> int:
+        return self.pixels * self.tiles
+
+    @property
+    def is_output(self) -> bool:
+        return self.threshold is None
+
+    def chunk_bits(self, chip: ChipConfig) -> int:
+        """Bits written per (pixel, column tile): a whole array's columns, or just the
+        channels when one column tile holds them all."""
+        return self.out_channels if self.column_tiles == 1 else chip.columns
+
+    def output_map(self, chip: ChipConfig) -> FeatureMap:
+        """Layout of the buffer this layer writes (after pooling)."""
+        return FeatureMap(self.out_channels, self.out_height // self.pool,
+                          self.out_width // self.pool, self.column_tiles * self.chunk_bits(chip))
 
 
 @dataclass(frozen=True)
@@ -68,25 +137,94 @@ class MappedModel:
     def tiles(self) -> int:
         return sum(layer.tiles for layer in self.layers)
 
+    @property
+    def reads_per_image(self) -> int:
+        """Array reads per image: the analytical floor of cycles per image on one read port."""
+        return sum(layer.reads for layer in self.layers)
+
+
+def _input_map(shape: tuple) -> FeatureMap:
+    if len(shape) == 3:
+        c, h, w = shape
+        return FeatureMap(c, h, w, c)
+    return FeatureMap(int(shape[0]), 1, 1, int(shape[0]))
+
+
+def _layer_matrix(spec, weight: np.ndarray, fmap: FeatureMap) -> np.ndarray:
+    """The model's weights in crossbar row order (see the module docstring)."""
+    if spec.kind == "conv":
+        out, c, k, _ = weight.shape
+        m = np.zeros((k, k, fmap.stride, out), np.int8)
+        m[:, :, :c, :] = weight.transpose(2, 3, 1, 0)
+        return m.reshape(k * k * fmap.stride, out)
+    out = weight.shape[1]
+    m = np.zeros((fmap.positions, fmap.stride, out), np.int8)
+    # model row index c * positions + q (channel-major flatten) -> crossbar row q * stride + c
+    m[:, :fmap.channels, :] = weight.reshape(fmap.channels, fmap.positions, out).transpose(1, 0, 2)
+    return m.reshape(fmap.bits, out)
+
 
 def compile_model(model: BnnModel, chip: ChipConfig) -> MappedModel:
-    """Cut every layer of ``model`` into array tiles of ``chip``."""
+    """Cut every layer of ``model`` into array tiles of ``chip`` in the hardware row layout."""
     layers = []
+    fmap = _input_map(model.arch.input_shape)
+    tile_base = 0
     for i, (spec, layer) in enumerate(zip(model.arch.layers, model.layers)):
-        w = layer.weight
-        matrix = w.reshape(w.shape[0], -1).T if spec.kind == "conv" else w
-        matrix = np.ascontiguousarray(matrix, dtype=np.int8)
-        fan_in, out = matrix.shape
-        rt, ct = chip.tiles(fan_in, out)
+        matrix = _layer_matrix(spec, layer.weight, fmap)
+        rows, out = matrix.shape
+        rt, ct = chip.tiles(rows, out)
         if i == 0:
             scale, bias = 1, np.zeros(out, np.int64)
         else:
             scale, bias = 2, matrix.sum(axis=0, dtype=np.int64)
-        layers.append(MappedLayer(index=i, kind=spec.kind, weights=matrix, row_tiles=rt,
-                                  column_tiles=ct, correction_scale=scale,
-                                  correction_bias=bias, threshold=layer.threshold,
-                                  kernel=spec.kernel, padding=spec.padding, pool=spec.pool))
+        if spec.kind == "conv":
+            ho = fmap.height + 2 * spec.padding - spec.kernel + 1
+            wo = fmap.width + 2 * spec.padding - spec.kernel + 1
+            geometry = dict(out_height=ho, out_width=wo, kernel=spec.kernel,
+                            padding=spec.padding, pool=spec.pool)
+        else:
+            geometry = {}
+        mapped = MappedLayer(index=i, kind=spec.kind, weights=matrix, row_tiles=rt,
+                             column_tiles=ct, correction_scale=scale, correction_bias=bias,
+                             threshold=layer.threshold, input_map=fmap, tile_base=tile_base,
+                             **geometry)
+        layers.append(mapped)
+        tile_base += mapped.tiles
+        fmap = mapped.output_map(chip)
     return MappedModel(chip=chip, input_shape=model.arch.input_shape, layers=tuple(layers))
+
+
+def gather_rows(layer: MappedLayer) -> np.ndarray:
+    """Flat input-buffer bit index of every crossbar row at every output pixel.
+
+    Returns an int64 array (pixels, rows); -1 marks a row that is not driven (conv padding).
+    """
+    fmap = layer.input_map
+    rows = layer.weights.shape[0]
+    if layer.kind == "dense":
+        return np.arange(rows, dtype=np.int64)[None, :]
+    k, p = layer.kernel, layer.padding
+    oy, ox = np.divmod(np.arange(layer.pixels), layer.out_width)
+    slot, c = np.divmod(np.arange(rows), fmap.stride)
+    ky, kx = np.divmod(slot, k)
+    y = oy[:, None] + ky[None, :] - p
+    x = ox[:, None] + kx[None, :] - p
+    inside = (y >= 0) & (y < fmap.height) & (x >= 0) & (x < fmap.width)
+    return np.where(inside, (y * fmap.width + x) * fmap.stride + c[None, :], -1)
+
+
+def output_positions(layer: MappedLayer) -> tuple[np.ndarray, np.ndarray]:
+    """Where each output pixel's bits go after pooling: (position or -1 if cropped, first),
+    ``first`` being true for the pixel that opens its pooling window (it overwrites; the
+    others OR into it, as max-pool on bits is OR)."""
+    if layer.kind == "dense":
+        return np.zeros(1, np.int64), np.ones(1, bool)
+    oy, ox = np.divmod(np.arange(layer.pixels), layer.out_width)
+    p = layer.pool
+    hp, wp = layer.out_height // p, layer.out_width // p
+    kept = (oy < hp * p) & (ox < wp * p)
+    pos = np.where(kept, (oy // p) * wp + ox // p, -1)
+    return pos, (oy % p == 0) & (ox % p == 0)
 
 
 def crossbar_read(bits: np.ndarray, weights: np.ndarray, chip: ChipConfig) -> np.ndarray:
@@ -96,7 +234,7 @@ def crossbar_read(bits: np.ndarray, weights: np.ndarray, chip: ChipConfig) -> np
     ----------
     bits : array (P, r) of {0, 1}
         Word-line inputs of ``P`` reads (r <= chip.rows).
-    weights : array (r, c) of +-1
+    weights : array (r, c) of -1, 0, +1
         The tile (c <= chip.columns).
     """
     if weights.shape[0] > chip.rows or weights.shape[1] > chip.columns:
@@ -106,41 +244,60 @@ def crossbar_read(bits: np.ndarray, weights: np.ndarray, chip: ChipConfig) -> np
 
 
 def accumulate(bits: np.ndarray, layer: MappedLayer, chip: ChipConfig) -> np.ndarray:
-    """Pre-activations ``a`` (P, out) of a mapped layer: ADC codes of every row tile summed per
-    column, then the sign-constant correction."""
-    fan_in, out = layer.weights.shape
+    """Pre-activations ``a`` (P, out) of a mapped layer from its crossbar-row inputs ``bits``
+    (P, rows): ADC codes of every row tile summed per column, then the sign-constant
+    correction."""
+    rows, out = layer.weights.shape
     s = np.zeros((bits.shape[0], out), np.int64)
     for r in range(layer.row_tiles):
-        rows = slice(r * chip.rows, min((r + 1) * chip.rows, fan_in))
+        rsl = slice(r * chip.rows, min((r + 1) * chip.rows, rows))
         for c in range(layer.column_tiles):
-            cols = slice(c * chip.columns, min((c + 1) * chip.columns, out))
-            s[:, cols] += crossbar_read(bits[:, rows], layer.weights[rows, cols], chip)
+            csl = slice(c * chip.columns, min((c + 1) * chip.columns, out))
+            s[:, csl] += crossbar_read(bits[:, rsl], layer.weights[rsl, csl], chip)
     return layer.correction_scale * s - layer.correction_bias
 
 
+def _store(layer: MappedLayer, chip: ChipConfig, out_bits: np.ndarray) -> np.ndarray:
+    """Output bits (N, pixels, out) -> the next layer's flat buffer (N, positions*stride)."""
+    omap = layer.output_map(chip)
+    buf = np.zeros((out_bits.shape[0], omap.positions, omap.stride), np.uint8)
+    pos, _ = output_positions(layer)
+    for pixel in np.flatnonzero(pos >= 0):
+        buf[:, pos[pixel], :layer.out_channels] |= out_bits[:, pixel, :]
+    return buf.reshape(len(buf), -1)
+
+
+def _model_order(layer: MappedLayer, chip: ChipConfig, flat: np.ndarray) -> np.ndarray:
+    """A written buffer in the model's own shape: (N, C, H, W) or (N, C)."""
+    omap = layer.output_map(chip)
+    x = flat.reshape(len(flat), omap.height, omap.width, omap.stride)[..., :omap.channels]
+    if layer.kind == "conv":
+        return x.transpose(0, 3, 1, 2)
+    return x.reshape(len(flat), omap.channels)
+
+
 def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = False) -> Inference:
-    """Inference through the tiled arrays; equals :func:`golden.model.infer` whenever the ADCs
-    are exact (tested), and models their saturation exactly when they are not."""
+    """Inference through the tiled arrays in the hardware layout; equals
+    :func:`golden.model.infer` whenever the ADCs are exact (tested), and models their
+    saturation exactly when they are not. ``layer_bits`` are returned in the model's shapes."""
     chip = mapped.chip
-    bits = np.asarray(pixels).reshape((len(pixels),) + mapped.input_shape).astype(np.uint8)
+    n = len(pixels)
+    first = mapped.layers[0].input_map
+    img = np.asarray(pixels).reshape((n,) + tuple(mapped.input_shape)).astype(np.uint8)
+    if img.ndim == 4:                                   # (N, C, H, W) -> positions x channels
+        img = img.transpose(0, 2, 3, 1)
+    buf = img.reshape(n, first.bits)
     kept = []
     for layer in mapped.layers:
-        if layer.kind == "conv":
-            # Input bits pad with x' = 0 in every layer: an undriven word line.
-            cols = im2col(bits, (layer.kernel, layer.kernel), layer.padding, Domain.UNIPOLAR)
-            n, ho, wo, k = cols.shape
-            a = accumulate(cols.reshape(-1, k), layer, chip)
-            out = layer.threshold.bits(a).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
-            if layer.pool > 1:
-                out = maxpool2d(out, layer.pool)
-        else:
-            x = bits.reshape(len(bits), -1)
-            a = accumulate(x, layer, chip)
-            if layer.threshold is None:
-                return Inference(scores=a.astype(np.int32), predictions=argmax_class(a),
-                                 layer_bits=kept)
-            out = layer.threshold.bits(a)
+        index = gather_rows(layer)                      # (pixels, rows), -1 = undriven
+        padded = np.concatenate([buf, np.zeros((n, 1), np.uint8)], axis=1)
+        rows_in = padded[:, index]                      # -1 picks the appended 0
+        a = accumulate(rows_in.reshape(-1, index.shape[1]), layer, chip)
+        if layer.is_output:
+            return Inference(scores=a.astype(np.int32), predictions=argmax_class(a),
+                             layer_bits=kept)
+        out = layer.threshold.bits(a).reshape(n, layer.pixels, -1)
+        buf = _store(layer, chip, out)
         if keep_layers:
-            kept.append(out)
-        bits = out
+            kept.append(_model_order(layer, chip, buf))
     raise AssertionError("unreachable: the last layer is dense")

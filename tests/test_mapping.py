@@ -45,10 +45,10 @@ def test_adc_saturation_is_modelled_exactly(seed):
     # bias the weights so column sums often exceed the ADC range
     model_w[:, :10] = np.where(rng.random((150, 10)) < 0.85, 1, -1)
     bits = (rng.random((30, 150)) < 0.6).astype(np.uint8)
-    from golden.mapping import MappedLayer
+    from golden.mapping import FeatureMap, MappedLayer
     layer = MappedLayer(index=1, kind="dense", weights=model_w, row_tiles=3, column_tiles=2,
                         correction_scale=2, correction_bias=model_w.sum(axis=0, dtype=np.int64),
-                        threshold=None)
+                        threshold=None, input_map=FeatureMap(150, 1, 1, 150))
     got = accumulate(bits, layer, chip)
     want = np.zeros((30, 20), np.int64)
     for p in range(30):

@@ -1,0 +1,231 @@
+"""Read schedule of the inference core: the golden twin of ``periphery.sequencer``.
+
+One command per array read, in the order the hardware issues them::
+
+    for layer:                       in model order
+      for pixel (oy, ox):            output pixels in raster order (one for dense layers)
+        for column tile ct:
+          for row tile rt:           the accumulator sums these; ``last`` closes the pixel
+
+A command says which array to read, where the word-line bits come from, and -- on the last row
+tile -- where the binarized output goes. Buffers (see :mod:`golden.mapping` for the bit layout):
+
+* the input buffer of a **conv** layer holds one position per word (``stride`` bits); a row
+  tile is the concatenation of up to ``slots`` window positions (``-1`` = padding or unused:
+  reads as 0), shifted right by ``shift`` bits, cut to ``rows`` bits;
+* the input buffer of a **dense** layer holds ``rows`` bits per word, word ``rt`` being row
+  tile ``rt`` (one slot, no shift).
+
+A producer writes chunk ``write_chunk`` (``chunk_bits`` wide, see
+:meth:`golden.mapping.MappedLayer.chunk_bits`) of word ``write_addr`` in its output
+buffer; ``write_mode`` is ``OVERWRITE`` for the pixel that opens a pooling window, ``OR`` for
+the others (max-pool on bits), ``NONE`` for pixels cropped by pooling and for the output layer.
+
+:func:`execute` runs a schedule on numpy buffers exactly as the core does; it is tested equal
+to :func:`golden.model.infer`, which knows nothing of tiles, buffers or schedules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bnn import argmax_class
+from .chip import ChipConfig
+from .mapping import MappedLayer, MappedModel, crossbar_read, output_positions
+
+__all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Command", "buffer_shapes",
+           "layer_schedule", "commands", "execute", "check_hardware_mappable"]
+
+
+class WriteMode:
+    NONE = 0
+    OVERWRITE = 1
+    OR = 2
+
+
+@dataclass(frozen=True)
+class BufferShape:
+    """An activation buffer as memory: ``depth`` words of ``word_bits``."""
+
+    word_bits: int
+    depth: int
+
+
+def check_hardware_mappable(mapped: MappedModel) -> None:
+    """Raise ``ValueError`` for the configurations the core does not implement (the golden
+    mapping handles them all): a dense layer's input words are whole row tiles, so a
+    producer's ``columns``-bit chunks must tile a ``rows``-bit word."""
+    chip = mapped.chip
+    for producer, layer in zip(mapped.layers, mapped.layers[1:]):
+        chunk = producer.chunk_bits(chip)
+        if layer.kind == "dense" and chip.rows % chunk:
+            raise ValueError(
+                f"layer {layer.index} is dense after a hidden layer: the core needs array rows "
+                f"({chip.rows}) to be a multiple of the {chunk}-bit chunks layer "
+                f"{producer.index} writes")
+
+
+def buffer_shapes(mapped: MappedModel) -> list[BufferShape]:
+    """The input buffer of every layer (index = layer)."""
+    out = []
+    for layer in mapped.layers:
+        fmap = layer.input_map
+        if layer.kind == "conv":
+            out.append(BufferShape(fmap.stride, fmap.positions))
+        else:
+            out.append(BufferShape(mapped.chip.rows, -(-fmap.bits // mapped.chip.rows)))
+    return out
+
+
+@dataclass(frozen=True)
+class LayerSchedule:
+    """Static per-layer tables the sequencer is built from.
+
+    ``slot_window[rt][j]`` is the window index (``ky * K + kx``) read by slot ``j`` of row
+    tile ``rt``, or -1 if unused; ``shift[rt]`` the bit offset of the row tile in the
+    concatenated slots.
+    """
+
+    slots: int
+    slot_window: tuple
+    shift: tuple
+
+
+def layer_schedule(layer: MappedLayer, chip: ChipConfig) -> LayerSchedule:
+    if layer.kind == "dense":
+        return LayerSchedule(1, tuple((0,) for _ in range(layer.row_tiles)),
+                             (0,) * layer.row_tiles)
+    stride, rows = layer.input_map.stride, layer.weights.shape[0]
+    spans = []
+    for rt in range(layer.row_tiles):
+        lo, hi = rt * chip.rows, min((rt + 1) * chip.rows, rows) - 1
+        spans.append((lo // stride, hi // stride, lo - (lo // stride) * stride))
+    slots = max(q_hi - q_lo + 1 for q_lo, q_hi, _ in spans)
+    table = tuple(tuple(q_lo + j if q_lo + j <= q_hi else -1 for j in range(slots))
+                  for q_lo, q_hi, _ in spans)
+    return LayerSchedule(slots, table, tuple(s for _, _, s in spans))
+
+
+@dataclass(frozen=True)
+class Command:
+    layer: int
+    tile: int
+    pixel: int
+    ct: int
+    rt: int
+    first: bool
+    last: bool
+    slot_addr: tuple        # word address per slot, -1 = reads as zero
+    shift: int
+    write_mode: int
+    write_addr: int
+    write_chunk: int
+
+
+def _write_target(layer: MappedLayer, next_layer: MappedLayer | None, chip: ChipConfig,
+                  pos: int, ct: int) -> tuple[int, int]:
+    chunk = layer.chunk_bits(chip)
+    if next_layer.kind == "conv":
+        return pos, ct
+    flat = pos * layer.output_map(chip).stride + ct * chunk
+    return flat // chip.rows, (flat % chip.rows) // chunk
+
+
+def commands(mapped: MappedModel) -> list[Command]:
+    """Every read of one image, in issue order."""
+    chip = mapped.chip
+    out = []
+    for li, layer in enumerate(mapped.layers):
+        sched = layer_schedule(layer, chip)
+        nxt = mapped.layers[li + 1] if li + 1 < len(mapped.layers) else None
+        pos, opens = output_positions(layer)
+        fmap = layer.input_map
+        for pixel in range(layer.pixels):
+            oy, ox = divmod(pixel, layer.out_width)
+            for ct in range(layer.column_tiles):
+                if nxt is None or pos[pixel] < 0:
+                    mode, waddr, wchunk = WriteMode.NONE, 0, 0
+                else:
+                    mode = WriteMode.OVERWRITE if opens[pixel] else WriteMode.OR
+                    waddr, wchunk = _write_target(layer, nxt, chip, int(pos[pixel]), ct)
+                for rt in range(layer.row_tiles):
+                    if layer.kind == "dense":
+                        addrs = (rt,)
+                    else:
+                        addrs = []
+                        for q in sched.slot_window[rt]:
+                            if q < 0:
+                                addrs.append(-1)
+                                continue
+                            ky, kx = divmod(q, layer.kernel)
+                            y, x = oy + ky - layer.padding, ox + kx - layer.padding
+                            inside = 0 <= y < fmap.height and 0 <= x < fmap.width
+                            addrs.append(y * fmap.width + x if inside else -1)
+                        addrs = tuple(addrs)
+                    last = rt == layer.row_tiles - 1
+                    out.append(Command(
+                        layer=li, tile=layer.tile_base + ct * layer.row_tiles + rt,
+                        pixel=pixel, ct=ct, rt=rt, first=rt == 0, last=last,
+                        slot_addr=addrs, shift=sched.shift[rt],
+                        write_mode=mode if last else WriteMode.NONE,
+                        write_addr=waddr if last else 0, write_chunk=wchunk if last else 0))
+    return out
+
+
+def _image_buffer(mapped: MappedModel, image_bits: np.ndarray, shape: BufferShape) -> np.ndarray:
+    """The first buffer's words (as bit rows) for one image."""
+    first = mapped.layers[0].input_map
+    img = np.asarray(image_bits, np.uint8).reshape(tuple(mapped.input_shape))
+    if img.ndim == 3:
+        img = img.transpose(1, 2, 0)
+    flat = np.zeros(shape.depth * shape.word_bits, np.uint8)
+    flat[:first.bits] = img.reshape(-1)
+    return flat.reshape(shape.depth, shape.word_bits)
+
+
+def execute(mapped: MappedModel, image_bits: np.ndarray, cmds: list[Command] | None = None):
+    """Run one image through ``cmds`` (default: :func:`commands`) the way the core does.
+
+    Returns ``(scores, class, buffers)``; ``buffers[l]`` is layer ``l``'s input buffer as a
+    (depth, word_bits) bit array when the image is done.
+    """
+    chip = mapped.chip
+    shapes = buffer_shapes(mapped)
+    buffers = [np.zeros((s.depth, s.word_bits), np.uint8) for s in shapes]
+    buffers[0] = _image_buffer(mapped, image_bits, shapes[0])
+    check_hardware_mappable(mapped)
+    cmds = commands(mapped) if cmds is None else cmds
+    acc = None
+    scores = None
+    for cmd in cmds:
+        layer = mapped.layers[cmd.layer]
+        buf = buffers[cmd.layer]
+        words = [buf[a] if a >= 0 else np.zeros(buf.shape[1], np.uint8) for a in cmd.slot_addr]
+        wl = np.concatenate(words)[cmd.shift:cmd.shift + chip.rows]
+        wl = np.pad(wl, (0, chip.rows - len(wl)))
+        rows = layer.weights.shape[0]
+        r0, r1 = cmd.rt * chip.rows, min((cmd.rt + 1) * chip.rows, rows)
+        c0, c1 = cmd.ct * chip.columns, min((cmd.ct + 1) * chip.columns, layer.out_channels)
+        codes = crossbar_read(wl[None, :r1 - r0], layer.weights[r0:r1, c0:c1], chip)[0]
+        acc = codes.astype(np.int64) if cmd.first else acc + codes
+        if not cmd.last:
+            continue
+        a = layer.correction_scale * acc - layer.correction_bias[c0:c1]
+        if layer.is_output:
+            scores = a if scores is None or cmd.ct == 0 else np.concatenate([scores, a])
+            continue
+        th = layer.threshold
+        bits = ((a >= th.threshold[c0:c1]) ^ th.invert[c0:c1]).astype(np.uint8)
+        width = layer.chunk_bits(chip)
+        chunk = np.zeros(width, np.uint8)
+        chunk[:len(bits)] = bits
+        if cmd.write_mode != WriteMode.NONE:
+            target = buffers[cmd.layer + 1]
+            lanes = slice(cmd.write_chunk * width, (cmd.write_chunk + 1) * width)
+            if cmd.write_mode == WriteMode.OVERWRITE:
+                target[cmd.write_addr, lanes] = chunk
+            else:
+                target[cmd.write_addr, lanes] |= chunk
+    return scores, int(argmax_class(scores[None, :])[0]), buffers

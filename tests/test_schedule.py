@@ -1,0 +1,81 @@
+"""The core's read schedule (golden twin of the RTL sequencer) against the plain model."""
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.chip import ChipConfig
+from golden.mapping import compile_model
+from golden.mnist import binarize_pixels, load_mnist
+from golden.model import infer, load_model
+from golden.schedule import (WriteMode, buffer_shapes, check_hardware_mappable, commands,
+                             execute)
+
+REPO = Path(__file__).resolve().parent.parent
+CHIPS = [ChipConfig(128, 128), ChipConfig(100, 50), ChipConfig(64, 32), ChipConfig(48, 16)]
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return binarize_pixels(load_mnist("test").images[:40])
+
+
+@pytest.mark.parametrize("chip", CHIPS, ids=lambda c: f"{c.rows}x{c.columns}")
+@pytest.mark.parametrize("arch, images", [("mlp", 12), ("cnn", 3)])
+def test_schedule_execution_equals_model(pixels, chip, arch, images):
+    """Buffers, gathers, tiles and pooled writes, run command by command, reproduce the
+    unmapped model's scores and every layer's bits (read back out of the buffers)."""
+    model = load_model(REPO / "models" / f"{arch}.npz")
+    mapped = compile_model(model, chip)
+    cmds = commands(mapped)
+    want = infer(model, pixels[:images], keep_layers=True)
+    for i in range(images):
+        scores, cls, buffers = execute(mapped, pixels[i], cmds)
+        assert np.array_equal(scores, want.scores[i])
+        assert cls == want.predictions[i]
+        for li, layer in enumerate(mapped.layers[:-1]):
+            omap = layer.output_map(chip)
+            flat = buffers[li + 1].reshape(-1)[:omap.bits]
+            got = flat.reshape(omap.height, omap.width, omap.stride)[..., :omap.channels]
+            ref = want.layer_bits[li][i]
+            ref = ref.transpose(1, 2, 0) if ref.ndim == 3 else ref.reshape(1, 1, -1)
+            assert np.array_equal(got, ref), f"image {i} layer {li}"
+
+
+@pytest.mark.parametrize("chip", CHIPS[:2], ids=lambda c: f"{c.rows}x{c.columns}")
+def test_schedule_reads_every_tile_once_per_pixel(chip):
+    model = load_model(REPO / "models" / "cnn.npz")
+    mapped = compile_model(model, chip)
+    cmds = commands(mapped)
+    assert len(cmds) == mapped.reads_per_image
+    reads = Counter(c.tile for c in cmds)
+    for layer in mapped.layers:
+        for t in range(layer.tile_base, layer.tile_base + layer.tiles):
+            assert reads[t] == layer.pixels
+    # every (pixel, column tile) closes exactly once, and its row tiles run 0..rt-1 in order
+    for layer in mapped.layers:
+        mine = [c for c in cmds if c.layer == layer.index]
+        assert [c.rt for c in mine] == list(range(layer.row_tiles)) * (layer.pixels * layer.column_tiles)
+        assert sum(c.last for c in mine) == layer.pixels * layer.column_tiles
+    # a write lands inside its buffer; pooled windows are opened before they are OR-ed into
+    shapes = buffer_shapes(mapped)
+    opened = set()
+    for c in cmds:
+        if c.write_mode == WriteMode.NONE:
+            continue
+        assert 0 <= c.write_addr < shapes[c.layer + 1].depth
+        key = (c.layer, c.write_addr, c.write_chunk)
+        if c.write_mode == WriteMode.OVERWRITE:
+            assert key not in opened
+            opened.add(key)
+        else:
+            assert key in opened
+
+
+def test_unsupported_chunking_is_rejected():
+    """Dense after a hidden layer needs whole chunks per word; 40 rows vs 16-column chunks."""
+    model = load_model(REPO / "models" / "mlp.npz")
+    with pytest.raises(ValueError, match=r"array rows \(40\) to be a multiple of the 16-bit"):
+        check_hardware_mappable(compile_model(model, ChipConfig(40, 16)))
