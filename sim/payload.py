@@ -13,36 +13,64 @@ __all__ = ["PayloadCodec"]
 
 
 class PayloadCodec:
-    """Convert between ``{field: int}`` dicts and the packed integer of a struct port."""
+    """Convert between ``{field: value}`` dicts and the packed integer of a struct port.
+
+    A field is an integer, or a list of integers for an ``ArrayLayout`` of scalars.
+    """
 
     def __init__(self, layout: data.StructLayout):
         self.fields = {}
         for name, field in layout:
-            shape = field.shape if hasattr(field.shape, "width") else field.shape.as_shape()
-            self.fields[name] = (field.offset, shape.width, shape.signed)
+            shape = field.shape
+            if isinstance(shape, data.ArrayLayout):
+                elem = shape.elem_shape
+                elem = elem if hasattr(elem, "width") else elem.as_shape()
+                self.fields[name] = (field.offset, elem.width, elem.signed, shape.length)
+            else:
+                shape = shape if hasattr(shape, "width") else shape.as_shape()
+                self.fields[name] = (field.offset, shape.width, shape.signed, None)
         self.width = layout.size
 
-    def pack(self, **values: int) -> int:
+    @staticmethod
+    def _encode(name, v, width, signed) -> int:
+        v = int(v)
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        if not lo <= v <= hi:
+            raise ValueError(f"field {name}={v} does not fit {width} "
+                             f"{'signed' if signed else 'unsigned'} bits")
+        return v & ((1 << width) - 1)
+
+    @staticmethod
+    def _decode(v, width, signed) -> int:
+        if signed and v >> (width - 1):
+            v -= 1 << width
+        return v
+
+    def pack(self, **values) -> int:
         missing = set(self.fields) - set(values)
         extra = set(values) - set(self.fields)
         if missing or extra:
             raise ValueError(f"payload fields must be exactly {sorted(self.fields)}; "
                              f"missing {sorted(missing)}, unknown {sorted(extra)}")
         word = 0
-        for name, (offset, width, signed) in self.fields.items():
-            v = int(values[name])
-            lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
-            if not lo <= v <= hi:
-                raise ValueError(f"field {name}={v} does not fit {width} "
-                                 f"{'signed' if signed else 'unsigned'} bits")
-            word |= (v & ((1 << width) - 1)) << offset
+        for name, (offset, width, signed, count) in self.fields.items():
+            if count is None:
+                word |= self._encode(name, values[name], width, signed) << offset
+                continue
+            items = list(values[name])
+            if len(items) != count:
+                raise ValueError(f"field {name} needs {count} elements, got {len(items)}")
+            for k, v in enumerate(items):
+                word |= self._encode(f"{name}[{k}]", v, width, signed) << (offset + k * width)
         return word
 
-    def unpack(self, word: int) -> dict[str, int]:
+    def unpack(self, word: int) -> dict:
         out = {}
-        for name, (offset, width, signed) in self.fields.items():
-            v = (word >> offset) & ((1 << width) - 1)
-            if signed and v >> (width - 1):
-                v -= 1 << width
-            out[name] = v
+        for name, (offset, width, signed, count) in self.fields.items():
+            mask = (1 << width) - 1
+            if count is None:
+                out[name] = self._decode((word >> offset) & mask, width, signed)
+            else:
+                out[name] = [self._decode((word >> (offset + k * width)) & mask, width, signed)
+                             for k in range(count)]
         return out

@@ -5,13 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import json
+
+import numpy as np
+
+from golden.accumulator import AccumulatorParams
 from golden.bn_binarize import BNBinarizeParams
 from golden.fileio import atomic_write_text
-from periphery.generate import bn_binarize_verilog
+from periphery.generate import accumulator_verilog, bn_binarize_verilog
 
 from .runner import DEFAULT_SEED, RunResult, run_cocotb
 
-__all__ = ["BN_BINARIZE_SETS", "run_bn_binarize"]
+__all__ = ["BN_BINARIZE_SETS", "run_bn_binarize", "ACCUMULATOR_SETS", "run_accumulator",
+           "accumulator_table"]
 
 # Parameter sets of the BN-binarize regression, chosen for coverage of the corners:
 BN_BINARIZE_SETS = {
@@ -37,3 +43,42 @@ def run_bn_binarize(name: str, params: BNBinarizeParams, simulator: str, build_r
     return run_cocotb(simulator=simulator, sources=[source], toplevel="bn_binarize",
                       test_module="sim.tb.tb_bn_binarize", build_dir=build_dir,
                       params=asdict(params), seed=seed, waves=waves)
+
+
+# Parameter sets of the Accumulator regression:
+ACCUMULATOR_SETS = {
+    # degenerate: one lane, 2-bit codes, single-beat runs, no bias, one entry
+    "l1_c2_t1": AccumulatorParams(lanes=1, code_bits=2, max_terms=1, bias_max=0, entries=1),
+    # small and odd: 5 lanes, runs up to 7 row tiles, table of 3
+    "l5_c4_t7": AccumulatorParams(lanes=5, code_bits=4, max_terms=7, bias_max=90, entries=3),
+    # the shipped CNN on 128x128 arrays: 9-bit ADC codes, up to 49 row tiles, bias up to 6272
+    "l128_c9_t49": AccumulatorParams(lanes=128, code_bits=9, max_terms=49, bias_max=6272,
+                                     entries=9),
+}
+
+
+def accumulator_table(params: AccumulatorParams, seed: int) -> dict:
+    """Seeded correction table; entries 0 and 1 (when present) are doubled with bias
+    -bias_max and +bias_max, so the testbench can reach both ends of the value range."""
+    rng = np.random.default_rng(seed)
+    bias = rng.integers(-params.bias_max, params.bias_max, size=(params.entries, params.lanes),
+                        endpoint=True)
+    double = rng.random(params.entries) < 0.5
+    if params.entries >= 2:
+        bias[0], bias[1] = -params.bias_max, params.bias_max
+        double[:2] = True
+    return {"bias": bias.tolist(), "double": double.tolist()}
+
+
+def run_accumulator(name: str, params: AccumulatorParams, simulator: str, build_root: Path,
+                    seed: int = DEFAULT_SEED, waves: bool = False) -> RunResult:
+    """Generate the Accumulator with a seeded table and run its cocotb testbench."""
+    build_dir = Path(build_root) / "accumulator" / name / simulator
+    table = accumulator_table(params, seed)
+    table_file = atomic_write_text(build_dir / "table.json", json.dumps(table))
+    source = atomic_write_text(build_dir / "accumulator.v",
+                               accumulator_verilog(params, table["bias"], table["double"]))
+    return run_cocotb(simulator=simulator, sources=[source], toplevel="accumulator",
+                      test_module="sim.tb.tb_accumulator", build_dir=build_dir,
+                      params={"params": asdict(params), "table": str(table_file)}, seed=seed,
+                      waves=waves)

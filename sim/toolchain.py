@@ -49,6 +49,14 @@ def prepare_path() -> None:
         wanted.insert(0, str(vbin))
     parts = os.environ.get("PATH", "").split(os.pathsep)
     os.environ["PATH"] = os.pathsep.join(wanted + [p for p in parts if p not in wanted])
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model large enough to be
+    # split into several .cpp files is compiled with the precompiled header passed as an input
+    # file ("linker input file not found"). A MAKEFLAGS assignment overrides it like a
+    # command-line variable would, for every make the cocotb runner starts.
+    fix = "CFG_CXXFLAGS_PCH_I=-include"
+    flags = os.environ.get("MAKEFLAGS", "")
+    if fix not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} {fix}".strip()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""cocotb testbench of the generated Accumulator, checked against its golden twin.
+
+``MBNN_PARAMS`` carries the block parameters and the path of the correction table the RTL was
+generated with (a JSON file written by :func:`sim.regressions.run_accumulator`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+from golden.accumulator import AccumulatorModel, AccumulatorParams
+from periphery.accumulator import input_layout, output_layout
+from sim.payload import PayloadCodec
+from sim.scoreboard import InOrderScoreboard
+from sim.streams import StreamSink, StreamSource
+
+_CONFIG = json.loads(os.environ["MBNN_PARAMS"])
+PARAMS = AccumulatorParams(**_CONFIG["params"])
+with open(_CONFIG["table"]) as _f:
+    TABLE = json.load(_f)
+
+
+class AccumulatorTB:
+    """Clock, reset, stream driver and monitor, golden twin and scoreboard."""
+
+    def __init__(self, dut, idle_probability: float = 0.0, backpressure_probability: float = 0.0):
+        self.dut, self.params = dut, PARAMS
+        self.seed = cocotb.RANDOM_SEED
+        dut._log.info("test seed %d (global seed %s)", self.seed,
+                      os.environ.get("COCOTB_RANDOM_SEED", "?"))
+        self.rng = random.Random(self.seed)
+        self.np_rng = np.random.default_rng(self.seed)
+        self.model = AccumulatorModel(PARAMS, np.array(TABLE["bias"]), np.array(TABLE["double"]))
+        self.scoreboard = InOrderScoreboard("accumulator", dut._log)
+        self.cycle = 0
+        self.accept_cycles: list[int] = []
+        self.output_cycles: list[int] = []
+        self.observed_values: set[int] = set()
+        self.source = StreamSource(dut, "i", dut.clk, PayloadCodec(input_layout(PARAMS)),
+                                   self.rng, idle_probability, on_accept=self._on_accept)
+        self.sink = StreamSink(dut, "o", dut.clk, PayloadCodec(output_layout(PARAMS)),
+                               self.rng, backpressure_probability, on_beat=self._on_output,
+                               reset=dut.rst)
+        dut.rst.value = 1
+
+    def _on_accept(self, beat: dict) -> None:
+        self.accept_cycles.append(self.cycle)
+        out = self.model.step(beat["codes"], beat["first"], beat["last"], beat["entry"])
+        if out is not None:
+            self.scoreboard.expect({"values": [int(v) for v in out], "entry": beat["entry"]})
+
+    def _on_output(self, beat: dict) -> None:
+        self.output_cycles.append(self.cycle)
+        self.observed_values.update(beat["values"])
+        self.scoreboard.observe(beat)
+
+    async def _count_cycles(self) -> None:
+        while True:
+            await FallingEdge(self.dut.clk)
+            self.cycle += 1
+
+    async def start(self) -> None:
+        Clock(self.dut.clk, 10, unit="ns").start()
+        cocotb.start_soon(self._count_cycles())
+        await FallingEdge(self.dut.clk)
+        await ClockCycles(self.dut.clk, 2, rising=False)
+        self.dut.rst.value = 0
+        cocotb.start_soon(self.source.run())
+        cocotb.start_soon(self.sink.run())
+
+    def runs(self, count: int, extremes: float = 0.1) -> list[dict]:
+        """``count`` runs of 1..max_terms beats with random entries; a fraction of runs are
+        all-maximum or all-minimum codes, which reach the ends of the value range."""
+        p = self.params
+        beats = []
+        for _ in range(count):
+            length = int(self.np_rng.integers(1, p.max_terms, endpoint=True))
+            entry = int(self.np_rng.integers(0, p.entries))
+            pick = self.np_rng.random()
+            for t in range(length):
+                if pick < extremes / 2:
+                    codes = [p.code_max] * p.lanes
+                elif pick < extremes:
+                    codes = [p.code_min] * p.lanes
+                else:
+                    codes = self.np_rng.integers(p.code_min, p.code_max, size=p.lanes,
+                                                 endpoint=True).tolist()
+                beats.append({"codes": codes, "first": int(t == 0),
+                              "last": int(t == length - 1), "entry": entry})
+        return beats
+
+    async def wait_idle(self, timeout_cycles: int) -> None:
+        for _ in range(timeout_cycles):
+            await FallingEdge(self.dut.clk)
+            await ReadOnly()
+            if self.source.idle and not self.scoreboard.expected:
+                return
+        raise AssertionError(f"not drained after {timeout_cycles} cycles: "
+                             f"{len(self.source.queue)} beats unsent, "
+                             f"{len(self.scoreboard.expected)} outputs outstanding")
+
+    def check(self) -> None:
+        assert not self.sink.protocol_errors, self.sink.protocol_errors[:3]
+        self.scoreboard.check()
+        assert self.scoreboard.matched > 0, "no output was compared"
+
+
+@cocotb.test()
+@cocotb.parametrize(traffic=[(0.0, 0.0), (0.3, 0.3), (0.0, 0.8), (0.8, 0.0)])
+async def random_runs(dut, traffic):
+    """Random run lengths, entries and codes under idle cycles and backpressure."""
+    tb = AccumulatorTB(dut, *traffic)
+    await tb.start()
+    beats = tb.runs(150)
+    tb.source.send(beats)
+    await tb.wait_idle(200 + 20 * len(beats))
+    tb.check()
+
+
+@cocotb.test()
+async def range_extremes(dut):
+    """Every entry with runs of max_terms all-max and all-min codes: the ends of the value
+    range the widths were derived for, for both scales."""
+    tb = AccumulatorTB(dut, 0.2, 0.2)
+    p = tb.params
+    await tb.start()
+    beats = []
+    for entry in range(p.entries):
+        for code in (p.code_max, p.code_min, 0):
+            for t in range(p.max_terms):
+                beats.append({"codes": [code] * p.lanes, "first": int(t == 0),
+                              "last": int(t == p.max_terms - 1), "entry": entry})
+    tb.source.send(beats)
+    await tb.wait_idle(200 + 20 * len(beats))
+    tb.check()
+    if p.entries >= 2:
+        # the table puts -bias_max (entry 0) and +bias_max (entry 1) on doubled entries
+        lo, hi = p.value_range
+        assert {lo, hi} <= tb.observed_values, f"range ends {lo}, {hi} not reached"
+
+
+@cocotb.test()
+async def throughput_and_latency(dut):
+    """Without stalls a beat is taken every cycle and a result follows its last beat after
+    params.latency cycles."""
+    tb = AccumulatorTB(dut)
+    await tb.start()
+    beats = tb.runs(40)
+    tb.source.send(beats)
+    await tb.wait_idle(200 + 4 * len(beats))
+    tb.check()
+    acc = tb.accept_cycles
+    assert acc == list(range(acc[0], acc[0] + len(beats))), "input stalled without backpressure"
+    lasts = [c for c, b in zip(acc, beats) if b["last"]]
+    delays = {o - a for a, o in zip(lasts, tb.output_cycles)}
+    assert delays == {tb.params.latency}, f"latencies {sorted(delays)}"
