@@ -35,7 +35,8 @@ from .bnn import argmax_class
 from .chip import ChipConfig
 from .mapping import MappedLayer, MappedModel, crossbar_read, output_positions
 
-__all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Command", "buffer_shapes",
+__all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Command", "CommandShape", "buffer_shapes",
+           "entry_base", "command_shape",
            "layer_schedule", "commands", "execute", "check_hardware_mappable"]
 
 
@@ -229,3 +230,66 @@ def execute(mapped: MappedModel, image_bits: np.ndarray, cmds: list[Command] | N
             else:
                 target[cmd.write_addr, lanes] |= chunk
     return scores, int(argmax_class(scores[None, :])[0]), buffers
+
+
+@dataclass(frozen=True)
+class CommandShape:
+    """Field widths of a command (shared by the RTL sequencer, the core and testbenches)."""
+
+    layers: int
+    tiles: int
+    entries: int
+    slots: int
+    max_depth: int
+    max_shift: int
+    max_chunks: int
+
+    @staticmethod
+    def _bits(count: int) -> int:
+        return max(1, (count - 1).bit_length())
+
+    @property
+    def layer_bits(self) -> int:
+        return self._bits(self.layers)
+
+    @property
+    def tile_bits(self) -> int:
+        return self._bits(self.tiles)
+
+    @property
+    def entry_bits(self) -> int:
+        return self._bits(self.entries)
+
+    @property
+    def addr_bits(self) -> int:
+        return self._bits(self.max_depth)
+
+    @property
+    def shift_bits(self) -> int:
+        return self._bits(self.max_shift + 1)
+
+    @property
+    def chunk_bits(self) -> int:
+        return self._bits(self.max_chunks)
+
+
+def entry_base(mapped: MappedModel) -> list[int]:
+    """First correction/threshold table entry of every layer: one entry per column tile."""
+    out, base = [], 0
+    for layer in mapped.layers:
+        out.append(base)
+        base += layer.column_tiles
+    return out
+
+
+def command_shape(mapped: MappedModel) -> CommandShape:
+    chip = mapped.chip
+    shapes = buffer_shapes(mapped)
+    scheds = [layer_schedule(layer, chip) for layer in mapped.layers]
+    chunks = [max(1, s.word_bits // p.chunk_bits(chip))
+              for s, p in zip(shapes[1:], mapped.layers[:-1])]
+    return CommandShape(
+        layers=len(mapped.layers), tiles=mapped.tiles,
+        entries=sum(layer.column_tiles for layer in mapped.layers),
+        slots=max(s.slots for s in scheds), max_depth=max(s.depth for s in shapes),
+        max_shift=max(max(s.shift) for s in scheds), max_chunks=max(chunks, default=1))

@@ -15,7 +15,7 @@ from .accumulator import Accumulator
 from .bn_binarize import BNBinarize
 
 __all__ = ["BLOCKS", "check_module_name", "verilog_source", "bn_binarize_verilog",
-           "accumulator_verilog"]
+           "accumulator_verilog", "sequencer_verilog"]
 
 
 def check_module_name(name: str) -> None:
@@ -37,9 +37,16 @@ def verilog_source(component, name: str, params) -> str:
               # Amaranth's arithmetic widens operands by its own (exact) rules and the backend
               # emits them as signed/unsigned Verilog operators of mixed widths, which Verilog
               # extends exactly as Amaranth means. Verilator's -Wall flags every such operator;
-              # the waiver is scoped to this generated file and closed at its end.
-              "/* verilator lint_off WIDTHEXPAND */\n")
-    return header + body + "/* verilator lint_on WIDTHEXPAND */\n"
+              # the waivers are scoped to this generated file and closed at its end.
+              # Likewise its truncating assignments and `!x` for `x == 0` (WIDTHTRUNC), and
+              # `case` statements without a default, where Amaranth's semantics is "keep the
+              # value assigned before the switch" (CASEINCOMPLETE).
+              + "".join(f"/* verilator lint_off {rule} */\n" for rule in _GENERATED_WAIVERS))
+    return (header + body
+            + "".join(f"/* verilator lint_on {rule} */\n" for rule in _GENERATED_WAIVERS))
+
+
+_GENERATED_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE")
 
 
 def _describe(params) -> dict:
@@ -56,6 +63,14 @@ def accumulator_verilog(params: AccumulatorParams, bias, double,
     """The Accumulator with its correction table (``bias[entry][lane]``, ``double[entry]``)."""
     check_module_name(name)
     return verilog_source(Accumulator(params, bias, double), name, params)
+
+
+def sequencer_verilog(mapped, layer_gap: int, name: str = "sequencer") -> str:
+    """The Sequencer of a compiled model."""
+    from .sequencer import Sequencer
+    check_module_name(name)
+    return verilog_source(Sequencer(mapped, layer_gap), name,
+                          {"reads_per_image": mapped.reads_per_image, "layer_gap": layer_gap})
 
 
 # Block name on the command line -> (parameter class, Verilog emitter).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import json
@@ -82,3 +82,59 @@ def run_accumulator(name: str, params: AccumulatorParams, simulator: str, build_
                       test_module="sim.tb.tb_accumulator", build_dir=build_dir,
                       params={"params": asdict(params), "table": str(table_file)}, seed=seed,
                       waves=waves)
+
+
+# --- whole-core configurations: a model and a chip ---------------------------------------
+
+from golden.chip import ChipConfig            # noqa: E402  (grouped with the core section)
+from golden.model import Architecture, LayerSpec, load_model  # noqa: E402
+
+# A small CNN whose mapping needs everything the shipped models do not: row tiles that split a
+# window position (shifts), pooling that crops an odd map, several column tiles feeding a dense
+# layer, a 3-channel input.
+TINY_ARCH = Architecture("tiny", (3, 9, 7), (
+    LayerSpec("conv", 6, kernel=3, padding=1, pool=2),
+    LayerSpec("conv", 10, kernel=3, padding=0),
+    LayerSpec("dense", 12),
+    LayerSpec("dense", 5)))
+
+
+@dataclass(frozen=True)
+class CoreSet:
+    """A model (a shipped file, or a seeded random model of an architecture) on a chip."""
+
+    model: str
+    chip: ChipConfig
+
+    def load(self, seed: int):
+        if self.model.endswith(".npz"):
+            return load_model(Path(__file__).resolve().parent.parent / self.model)
+        from .stimulus import random_model
+        arch = {"tiny": TINY_ARCH}[self.model]
+        return random_model(arch, np.random.default_rng(seed))
+
+
+CORE_SETS = {
+    "mlp_128x128": CoreSet("models/mlp.npz", ChipConfig(128, 128)),
+    "cnn_128x128": CoreSet("models/cnn.npz", ChipConfig(128, 128)),
+    "cnn_100x50": CoreSet("models/cnn.npz", ChipConfig(100, 50)),
+    "tiny_16x8": CoreSet("tiny", ChipConfig(16, 8, adc_bits=4)),
+}
+
+# Write-back latency of the core that the sequencer's layer gap covers (periphery.core).
+SEQUENCER_TEST_GAP = 3
+
+
+def run_sequencer(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
+                  layer_gap: int = SEQUENCER_TEST_GAP, waves: bool = False) -> RunResult:
+    """Generate the Sequencer of core set ``name`` and check it against the golden schedule."""
+    from golden.mapping import compile_model
+    from periphery.generate import sequencer_verilog
+    core = CORE_SETS[name]
+    build_dir = Path(build_root) / "sequencer" / name / simulator
+    mapped = compile_model(core.load(seed), core.chip)
+    source = atomic_write_text(build_dir / "sequencer.v", sequencer_verilog(mapped, layer_gap))
+    return run_cocotb(simulator=simulator, sources=[source], toplevel="sequencer",
+                      test_module="sim.tb.tb_sequencer", build_dir=build_dir,
+                      params={"set": name, "model_seed": seed, "layer_gap": layer_gap},
+                      seed=seed, waves=waves)

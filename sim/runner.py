@@ -119,6 +119,13 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
     runner = get_runner(simulator)
     build_args: list = []
     srcs = [Path(s) for s in sources]
+    if simulator == "icarus":
+        # The runner compiles with -g2012, where a declaration initialiser (`reg x = 0;`, which
+        # Amaranth emits, together with a dummy register it relies on to wake every `always @*`
+        # block at time 0) raises no event. Combinational logic whose inputs then never change
+        # stays X (seen with constant-driven sequencer fields). Under -g2005 the initialisers
+        # are time-0 assignments that do raise events; a later -g option wins.
+        build_args = ["-g2005"]
     if simulator == "verilator":
         # The generated HDL must be clean under -Wall with the documented waivers only.
         build_args = ["-Wall"]

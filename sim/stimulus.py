@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from golden.bn_fold import BatchNorm
+from golden.bn_fold import BatchNorm, FoldedThreshold
+from golden.model import Architecture, BnnModel, Layer, preactivation_range
 
-__all__ = ["random_batchnorm"]
+__all__ = ["random_batchnorm", "random_model"]
 
 
 def random_batchnorm(rng: np.random.Generator, channels: int, a_min: int, a_max: int,
@@ -30,3 +31,22 @@ def random_batchnorm(rng: np.random.Generator, channels: int, a_min: int, a_max:
     mean = np.where(on_integer, np.round(mean), mean)
     beta = np.where(on_integer, 0.0, beta)
     return BatchNorm(gamma=gamma, beta=beta, mean=mean, var=var, eps=eps)
+
+
+def random_model(arch: Architecture, rng: np.random.Generator) -> BnnModel:
+    """A model of ``arch`` with random +-1 weights and thresholds, for exercising hardware on
+    shapes no trained model has. Thresholds sit in the middle half of each channel's reachable
+    range (so bits toggle on random inputs) plus a few at the range ends (constant channels);
+    directions are random."""
+    layers = []
+    for i in range(len(arch.layers)):
+        w = rng.choice(np.array([-1, 1], np.int8), size=arch.weight_shape(i))
+        if i == len(arch.layers) - 1:
+            layers.append(Layer(w, None))
+            break
+        lo, hi = preactivation_range(arch, i, w)
+        t = rng.integers((3 * lo + hi) // 4, (lo + 3 * hi) // 4, endpoint=True)
+        ends = rng.random(len(t)) < 0.05
+        t = np.where(ends, np.where(rng.random(len(t)) < 0.5, lo, hi), t)
+        layers.append(Layer(w, FoldedThreshold(t, rng.random(len(t)) < 0.5)))
+    return BnnModel(arch, layers, metadata={"random": True})

@@ -1,0 +1,218 @@
+"""Sequencer: issues the core's array reads, one command per cycle.
+
+The command stream is specified by :func:`golden.schedule.commands` (same order, same fields);
+this module generates it from counters and per-layer constants:
+
+* counters ``layer``, ``oy``, ``ox`` (output pixel), ``ct`` (column tile), ``rt`` (row tile),
+  innermost last, each wrapping at its layer's bound;
+* conv word lines come from up to ``slots`` window positions per row tile: a small constant
+  table per layer gives each slot's kernel offset ``(ky, kx)``; the position is
+  ``(oy + ky - pad, ox + kx - pad)``, out of the map meaning an undriven (zero) slot;
+* the write target of a pixel's last row tile is its pooled position (``oy // pool``,
+  ``ox // pool``), overwriting for the pixel that opens the pooling window and OR-ing for the
+  others; a dense consumer's buffer packs ``rows / chunk`` chunks per word.
+
+Ports
+-----
+``start``  level: begin an image when idle (sampled while ``idle``).
+``cmd``    stream of commands (layout :func:`command_layout`).
+``idle``   no image in progress and no command waiting in the output register.
+``layer0_done``  one-cycle pulse when the last command of layer 0 is taken (the input buffer
+           is free from then on).
+
+The command output is registered (one cycle from counters to ``cmd``). Between layers the
+sequencer waits ``layer_gap`` cycles, so the previous layer's last results
+are written back before the first read of the next layer (the core's write-back latency).
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.mapping import MappedModel
+from golden.schedule import (WriteMode, buffer_shapes, command_shape, entry_base,
+                             layer_schedule)
+
+__all__ = ["Sequencer", "command_layout"]
+
+
+def command_layout(mapped: MappedModel) -> data.StructLayout:
+    s = command_shape(mapped)
+    return data.StructLayout({
+        "layer": unsigned(s.layer_bits),
+        "tile": unsigned(s.tile_bits),
+        "entry": unsigned(s.entry_bits),
+        "first": unsigned(1),
+        "last": unsigned(1),
+        "final": unsigned(1),
+        "slot_addr": data.ArrayLayout(unsigned(s.addr_bits), s.slots),
+        "slot_valid": data.ArrayLayout(unsigned(1), s.slots),
+        "shift": unsigned(s.shift_bits),
+        "write_mode": unsigned(2),
+        "write_addr": unsigned(s.addr_bits),
+        "write_chunk": unsigned(s.chunk_bits),
+    })
+
+
+def _width(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+class Sequencer(wiring.Component):
+    """Parameters
+    ----------
+    mapped : MappedModel
+        The compiled model (golden); every bound and table is derived from it.
+    layer_gap : int
+        Idle cycles between the last command of a layer and the first of the next.
+    """
+
+    def __init__(self, mapped: MappedModel, layer_gap: int = 0):
+        if isinstance(layer_gap, bool) or not isinstance(layer_gap, int) or layer_gap < 0:
+            raise ValueError(f"layer_gap must be a non-negative integer, not {layer_gap!r}")
+        self.mapped, self.layer_gap = mapped, layer_gap
+        self.shape = command_shape(mapped)
+        super().__init__({
+            "start": In(1),
+            "cmd": Out(stream.Signature(command_layout(mapped))),
+            "idle": Out(1),
+            "layer0_done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        mapped, chip, shape = self.mapped, self.mapped.chip, self.shape
+        layers = mapped.layers
+        buffers = buffer_shapes(mapped)
+        entries = entry_base(mapped)
+        dim = max(max(l.out_height, l.out_width) for l in layers)
+
+        layer = Signal(shape.layer_bits)
+        oy = Signal(_width(dim))
+        ox = Signal(_width(dim))
+        ct = Signal(_width(max(l.column_tiles for l in layers)))
+        rt = Signal(_width(max(l.row_tiles for l in layers)))
+        running = Signal()
+        gap = Signal(range(self.layer_gap + 1))
+
+        # The command register is loaded straight from the counters and per-layer constants
+        # (everything below assigns `cmd` in the sync domain under `load`). A combinational
+        # payload would do too, but a bit no statement drives (e.g. `shift` when no row tile
+        # needs one) is then emitted as an `always @*` with nothing to wake it -- X in Icarus,
+        # an error (ALWNEVER) in Verilator; as a register input it is an ordinary constant.
+        cmd = self.cmd.payload
+        have = running & (gap == 0)
+        load = Signal()
+        take = Signal()        # the counters advance when a command enters the output register
+        out_last_of_layer0 = Signal()
+        first_layer_end = Signal()
+        m.d.comb += [load.eq(~self.cmd.valid | self.cmd.ready), take.eq(have & load),
+                     self.idle.eq(~running & ~self.cmd.valid),
+                     self.layer0_done.eq(self.cmd.valid & self.cmd.ready & out_last_of_layer0)]
+        with m.If(load):
+            m.d.sync += [self.cmd.valid.eq(have), cmd.eq(0),
+                         out_last_of_layer0.eq(have & first_layer_end)]
+        with m.If(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
+        with m.If(~running & ~self.cmd.valid & self.start):
+            m.d.sync += [running.eq(1), layer.eq(0), oy.eq(0), ox.eq(0), ct.eq(0), rt.eq(0)]
+
+        # Wide enough signed intermediates for window coordinates (may go negative).
+        coord = signed(_width(dim + max(l.kernel for l in layers)) + 2)
+
+        with m.Switch(layer):
+            for li, lay in enumerate(layers):
+                with m.Case(li), m.If(load):
+                    rt_last = rt == lay.row_tiles - 1
+                    ct_last = ct == lay.column_tiles - 1
+                    ox_last = ox == lay.out_width - 1
+                    oy_last = oy == lay.out_height - 1
+                    final = li == len(layers) - 1
+                    m.d.sync += [
+                        cmd.layer.eq(li),
+                        cmd.tile.eq(lay.tile_base + ct * lay.row_tiles + rt),
+                        cmd.entry.eq(entries[li] + ct),
+                        cmd.first.eq(rt == 0),
+                        cmd.last.eq(rt_last),
+                        cmd.final.eq(final),
+                    ]
+                    self._gather(m, cmd, lay, rt, oy, ox, coord)
+                    if not final:
+                        self._write_target(m, cmd, lay, layers[li + 1], buffers[li + 1], oy, ox, ct,
+                                           rt_last)
+                    with m.If(take):
+                        m.d.sync += rt.eq(rt + 1)
+                        with m.If(rt_last):
+                            m.d.sync += [rt.eq(0), ct.eq(ct + 1)]
+                            with m.If(ct_last):
+                                m.d.sync += [ct.eq(0), ox.eq(ox + 1)]
+                                with m.If(ox_last):
+                                    m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
+                                    with m.If(oy_last):
+                                        m.d.sync += oy.eq(0)
+                                        if li == 0:
+                                            m.d.comb += first_layer_end.eq(1)
+                                        if final:
+                                            m.d.sync += running.eq(0)
+                                        else:
+                                            m.d.sync += [layer.eq(li + 1), gap.eq(self.layer_gap)]
+        return m
+
+    def _gather(self, m, cmd, lay, rt, oy, ox, coord):
+        chip = self.mapped.chip
+        if lay.kind == "dense":
+            m.d.sync += [cmd.slot_addr[0].eq(rt), cmd.slot_valid[0].eq(1)]
+            return
+        sched = layer_schedule(lay, chip)
+        fmap = lay.input_map
+        for j in range(sched.slots):
+            ky = Signal(range(lay.kernel + 1), name=f"l{lay.index}_ky{j}")
+            kx = Signal(range(lay.kernel + 1), name=f"l{lay.index}_kx{j}")
+            used = Signal(name=f"l{lay.index}_used{j}")
+            with m.Switch(rt):
+                for r in range(lay.row_tiles):
+                    q = sched.slot_window[r][j]
+                    if q >= 0:
+                        with m.Case(r):
+                            m.d.comb += [ky.eq(q // lay.kernel), kx.eq(q % lay.kernel),
+                                         used.eq(1)]
+            # The unpadded coordinate goes through a signed signal first: Amaranth's unsigned
+            # subtraction would wrap instead of going negative.
+            y0 = Signal(coord, name=f"l{lay.index}_y0_{j}")
+            x0 = Signal(coord, name=f"l{lay.index}_x0_{j}")
+            y = Signal(coord, name=f"l{lay.index}_y{j}")
+            x = Signal(coord, name=f"l{lay.index}_x{j}")
+            m.d.comb += [y0.eq(oy + ky), x0.eq(ox + kx),
+                         y.eq(y0 - lay.padding), x.eq(x0 - lay.padding)]
+            inside = (y >= 0) & (y < fmap.height) & (x >= 0) & (x < fmap.width)
+            with m.If(used & inside):
+                m.d.sync += [cmd.slot_valid[j].eq(1),
+                             cmd.slot_addr[j].eq((y * fmap.width + x).as_unsigned())]
+        with m.Switch(rt):
+            for r in range(lay.row_tiles):
+                if sched.shift[r]:
+                    with m.Case(r):
+                        m.d.sync += cmd.shift.eq(sched.shift[r])
+
+    def _write_target(self, m, cmd, lay, nxt, buf, oy, ox, ct, rt_last):
+        chip = self.mapped.chip
+        p = lay.pool
+        hp, wp = lay.out_height // p, lay.out_width // p
+        kept = (oy < hp * p) & (ox < wp * p)
+        opens = ((oy % p) == 0) & ((ox % p) == 0) if p > 1 else Const(1)
+        pos = (oy // p) * wp + (ox // p) if p > 1 else oy * wp + ox
+        with m.If(rt_last & kept):
+            m.d.sync += cmd.write_mode.eq(WriteMode.OR)
+            with m.If(opens):
+                m.d.sync += cmd.write_mode.eq(WriteMode.OVERWRITE)
+            if nxt.kind == "conv":
+                m.d.sync += [cmd.write_addr.eq(pos), cmd.write_chunk.eq(ct)]
+            else:
+                chunk = lay.chunk_bits(chip)
+                per_position = lay.output_map(chip).stride // chunk
+                per_word = chip.rows // chunk
+                units = pos * per_position + ct
+                m.d.sync += [cmd.write_addr.eq(units // per_word),
+                             cmd.write_chunk.eq(units % per_word)]
