@@ -36,7 +36,7 @@ from .chip import ChipConfig
 from .mapping import MappedLayer, MappedModel, crossbar_read, output_positions
 
 __all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Command", "CommandShape", "buffer_shapes",
-           "entry_base", "command_shape",
+           "entry_base", "command_shape", "image_words", "layer_words", "pack_words",
            "layer_schedule", "commands", "execute", "check_hardware_mappable"]
 
 
@@ -173,6 +173,32 @@ def commands(mapped: MappedModel) -> list[Command]:
                         write_mode=mode if last else WriteMode.NONE,
                         write_addr=waddr if last else 0, write_chunk=wchunk if last else 0))
     return out
+
+
+def image_words(mapped: MappedModel, image_bits: np.ndarray) -> np.ndarray:
+    """One image as the first buffer's words: a (depth, word_bits) bit array."""
+    return _image_buffer(mapped, image_bits, buffer_shapes(mapped)[0])
+
+
+def layer_words(mapped: MappedModel, index: int, bits: np.ndarray) -> np.ndarray:
+    """Layer ``index``'s output bits for one image, in the model's shape ((C, H, W) or (C,)),
+    as the words of the buffer it writes (layer ``index + 1``'s input): (depth, word_bits)."""
+    chip = mapped.chip
+    omap = mapped.layers[index].output_map(chip)
+    shape = buffer_shapes(mapped)[index + 1]
+    x = np.asarray(bits, np.uint8)
+    x = x.transpose(1, 2, 0) if x.ndim == 3 else x.reshape(1, 1, -1)
+    fmap = np.zeros((omap.height, omap.width, omap.stride), np.uint8)
+    fmap[..., :omap.channels] = x
+    flat = np.zeros(shape.depth * shape.word_bits, np.uint8)
+    flat[:omap.bits] = fmap.reshape(-1)
+    return flat.reshape(shape.depth, shape.word_bits)
+
+
+def pack_words(word_bits: np.ndarray) -> list[int]:
+    """(depth, width) bit rows -> integers, bit 0 = column 0."""
+    packed = np.packbits(np.asarray(word_bits, np.uint8), axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
 def _image_buffer(mapped: MappedModel, image_bits: np.ndarray, shape: BufferShape) -> np.ndarray:

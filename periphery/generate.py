@@ -40,13 +40,14 @@ def verilog_source(component, name: str, params) -> str:
               # the waivers are scoped to this generated file and closed at its end.
               # Likewise its truncating assignments and `!x` for `x == 0` (WIDTHTRUNC), and
               # `case` statements without a default, where Amaranth's semantics is "keep the
-              # value assigned before the switch" (CASEINCOMPLETE).
+              # value assigned before the switch" (CASEINCOMPLETE); submodules share the file
+              # (DECLFILENAME).
               + "".join(f"/* verilator lint_off {rule} */\n" for rule in _GENERATED_WAIVERS))
     return (header + body
             + "".join(f"/* verilator lint_on {rule} */\n" for rule in _GENERATED_WAIVERS))
 
 
-_GENERATED_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE")
+_GENERATED_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE", "DECLFILENAME")
 
 
 def _describe(params) -> dict:

@@ -138,3 +138,36 @@ def run_sequencer(name: str, simulator: str, build_root: Path, seed: int = DEFAU
                       test_module="sim.tb.tb_sequencer", build_dir=build_dir,
                       params={"set": name, "model_seed": seed, "layer_gap": layer_gap},
                       seed=seed, waves=waves)
+
+
+@dataclass
+class CoreRun:
+    """A whole-network run: the cocotb result and the testbench's summary."""
+
+    result: RunResult
+    summary: dict | None
+
+
+def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images: int,
+             offset: int = 0, dataset: str = "mnist", check_layers: bool = True,
+             seed: int = DEFAULT_SEED, waves: bool = False) -> CoreRun:
+    """Run ``images`` images through the hardware generated in ``gen_dir`` on ``simulator``."""
+    gen_dir = Path(gen_dir).resolve()
+    build_dir = (Path(build_root) / "core" / name / simulator).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    # The crossbar opens its conductance files relative to the simulator's working directory.
+    for f in ("gpos.hex", "gneg.hex"):
+        link = build_dir / f
+        link.unlink(missing_ok=True)
+        link.symlink_to(gen_dir / f)
+    summary_file = build_dir / "summary.json"
+    summary_file.unlink(missing_ok=True)
+    result = run_cocotb(simulator=simulator,
+                        sources=[gen_dir / "mbnn_crossbar.v", gen_dir / "bnn_system.v"],
+                        toplevel="bnn_system", test_module="sim.tb.tb_core", build_dir=build_dir,
+                        params={"dir": str(gen_dir), "images": images, "offset": offset,
+                                "dataset": dataset, "check_layers": check_layers,
+                                "summary": str(summary_file)},
+                        seed=seed, waves=waves)
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+    return CoreRun(result, summary)

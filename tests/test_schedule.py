@@ -79,3 +79,18 @@ def test_unsupported_chunking_is_rejected():
     model = load_model(REPO / "models" / "mlp.npz")
     with pytest.raises(ValueError, match=r"array rows \(40\) to be a multiple of the 16-bit"):
         check_hardware_mappable(compile_model(model, ChipConfig(40, 16)))
+
+
+@pytest.mark.parametrize("chip", CHIPS, ids=lambda c: f"{c.rows}x{c.columns}")
+def test_layer_words_are_the_executed_buffers(pixels, chip):
+    """The layout function testbenches use to turn the model's layer bits into buffer words
+    gives exactly what the schedule leaves in the buffers."""
+    from golden.schedule import layer_words
+    model = load_model(REPO / "models" / "cnn.npz")
+    mapped = compile_model(model, chip)
+    want = infer(model, pixels[:2], keep_layers=True)
+    for i in range(2):
+        _, _, buffers = execute(mapped, pixels[i])
+        for li in range(len(mapped.layers) - 1):
+            assert np.array_equal(layer_words(mapped, li, want.layer_bits[li][i]),
+                                  buffers[li + 1]), f"layer {li}"

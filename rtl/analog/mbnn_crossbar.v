@@ -1,14 +1,20 @@
 // mbnn behavioural crossbar: real-valued conductances, one array read per cycle.
 //
-// Holds the conductance pair (G+, G-) of every cell of every array ("tile") of a model,
-// loaded from the files `mbnn generate` writes (IEEE-754 doubles in hex, one per line, so the
-// values are exactly the golden mapping's). A read drives the word lines `wl` of array `tile`
-// with V_READ where the bit is 1 (0 V otherwise, i.e. sign-constant inputs); each column's
-// sense path forms I = I+ - I- and its ADC returns round(I / (V_READ * G_UNIT)) saturated to
-// ADC_BITS signed -- the signed column sum in weight units. G_UNIT is the conductance
-// difference of one weight (G_ON - G_OFF for differential pairs, half that against a
-// reference column). Codes appear one cycle after `read` (`valid`), a fixed latency the core
-// relies on. Ideal devices: the golden model's crossbar_read is the specification.
+// Holds the conductance pair (G+, G-) of every cell of every array ("tile") of a model, loaded
+// from the files `mbnn generate` writes: IEEE-754 doubles in hex, one per line, so the values
+// are bit for bit those of golden/conductance.py. A read drives the word lines `wl` of array
+// `tile` with V_READ where the bit is 1 and leaves them at 0 V otherwise (sign-constant
+// inputs). Each column's sense path forms the differential current I = I+ - I- and its ADC
+// returns round(I / (V_READ * G_UNIT)) saturated to ADC_BITS signed: the signed column sum in
+// weight units. G_UNIT is the conductance difference of one weight (G_ON - G_OFF for pairs,
+// half that against a reference column).
+//
+// Both sides of a pair see the same word-line voltage, so I+ - I- = V_READ * sum(x' (G+ - G-))
+// exactly for these linear, ideal devices; the model therefore stores G+ - G- per cell after
+// loading, which halves the work of a read (Icarus interprets every loop iteration).
+//
+// Codes appear one cycle after `read`, with `valid`: a fixed latency the core relies on.
+// The specification is golden.mapping.crossbar_read; tests compare against it.
 `timescale 1ns/1ps
 module mbnn_crossbar #(
     parameter integer ROWS = 128,
@@ -32,43 +38,50 @@ module mbnn_crossbar #(
     localparam integer CODE_MAX = (1 << (ADC_BITS - 1)) - 1;
     localparam integer CODE_MIN = -(1 << (ADC_BITS - 1));
 
-    reg [63:0] gpos [0:CELLS-1];
-    reg [63:0] gneg [0:CELLS-1];
-    real i_pos [0:COLS-1];
-    real i_neg [0:COLS-1];
-    real lsb;
+    reg [63:0] gpos_bits [0:CELLS-1];
+    reg [63:0] gneg_bits [0:CELLS-1];
+    real g_diff [0:CELLS-1];
+    real current [0:COLS-1];
+    real lsb_a;
     integer r, c, base, code;
+    // Codes are assembled here and written to the output once per read: 128 separate
+    // part-select updates of `codes` would each wake the logic downstream.
+    reg [COLS*ADC_BITS-1:0] next_codes;
 
     initial begin
-        $readmemh(GPOS_FILE, gpos);
-        $readmemh(GNEG_FILE, gneg);
+        $readmemh(GPOS_FILE, gpos_bits);
+        $readmemh(GNEG_FILE, gneg_bits);
+        for (r = 0; r < CELLS; r = r + 1)
+            g_diff[r] = $bitstoreal(gpos_bits[r]) - $bitstoreal(gneg_bits[r]);
+        lsb_a = V_READ * G_UNIT;
         valid = 1'b0;
         codes = {COLS*ADC_BITS{1'b0}};
     end
 
+    // Behavioural model: the loops compute a read with blocking assignments to temporaries
+    // (currents, codes) inside the clocked process; only the outputs are registered.
+    /* verilator lint_off BLKSEQ */
     always @(posedge clk) begin
         valid <= read;
         if (read) begin
-            for (c = 0; c < COLS; c = c + 1) begin
-                i_pos[c] = 0.0;
-                i_neg[c] = 0.0;
-            end
+            for (c = 0; c < COLS; c = c + 1)
+                current[c] = 0.0;
             for (r = 0; r < ROWS; r = r + 1) begin
                 if (wl[r]) begin
                     base = (tile * ROWS + r) * COLS;
-                    for (c = 0; c < COLS; c = c + 1) begin
-                        i_pos[c] = i_pos[c] + V_READ * $bitstoreal(gpos[base + c]);
-                        i_neg[c] = i_neg[c] + V_READ * $bitstoreal(gneg[base + c]);
-                    end
+                    for (c = 0; c < COLS; c = c + 1)
+                        current[c] = current[c] + g_diff[base + c];
                 end
             end
-            lsb = V_READ * G_UNIT;
             for (c = 0; c < COLS; c = c + 1) begin
-                code = $rtoi($floor((i_pos[c] - i_neg[c]) / lsb + 0.5));
+                // current[c] holds sum(x' * (G+ - G-)); times V_READ it is the column current
+                code = $rtoi($floor(V_READ * current[c] / lsb_a + 0.5));
                 if (code > CODE_MAX) code = CODE_MAX;
                 if (code < CODE_MIN) code = CODE_MIN;
-                codes[c*ADC_BITS +: ADC_BITS] <= code[ADC_BITS-1:0];
+                next_codes[c*ADC_BITS +: ADC_BITS] = code[ADC_BITS-1:0];
             end
+            codes <= next_codes;
         end
     end
+    /* verilator lint_on BLKSEQ */
 endmodule

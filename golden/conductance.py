@@ -1,0 +1,96 @@
+"""Programmed conductances of the crossbar arrays, and the files the behavioural models load.
+
+Each weight is stored as a conductance pair read differentially (``differential``: G+ and G-
+of the pair, ``w = +1`` as (G_on, G_off), ``-1`` as (G_off, G_on)), or as one cell against a
+shared reference column (``reference_column``: ``+1`` = G_on, ``-1`` = G_off, reference
+(G_on + G_off) / 2 on every row). Either way a column's differential current is
+``I = V_read * G_unit * sum(w * x')`` with ``G_unit`` = ``G_on - G_off`` (differential) or half
+that (reference column), so ``I / (V_read * G_unit)`` is the signed column sum the ADC codes.
+Cells that carry no weight (padded rows, unused rows and columns of a partly filled array) get
+equal conductances on both sides: they contribute no current difference.
+
+Devices here are ideal (every cell exactly at its target); non-ideal devices are a later stage
+of the same interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .mapping import MappedModel
+
+__all__ = ["IdealDevice", "ArrayConductances", "program", "hex_lines"]
+
+
+@dataclass(frozen=True)
+class IdealDevice:
+    """Two-level device. Defaults are illustrative of filamentary RRAM (100 uS / 10 uS on/off,
+    0.2 V read), not a fitted device."""
+
+    g_on_s: float = 100e-6
+    g_off_s: float = 10e-6
+    v_read_v: float = 0.2
+
+    def __post_init__(self):
+        for name in ("g_on_s", "g_off_s", "v_read_v"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a positive finite number, not {v!r}")
+        if self.g_on_s <= self.g_off_s:
+            raise ValueError(f"g_on_s ({self.g_on_s}) must exceed g_off_s ({self.g_off_s})")
+
+
+@dataclass(frozen=True)
+class ArrayConductances:
+    """Per-cell conductances (tiles, rows, columns) in siemens, and the unit of one weight."""
+
+    g_pos_s: np.ndarray
+    g_neg_s: np.ndarray
+    g_unit_s: float
+    v_read_v: float
+
+
+def program(mapped: MappedModel, device: IdealDevice = IdealDevice()) -> ArrayConductances:
+    """Target conductances of every array of ``mapped`` (tile order of ``MappedLayer.tile_base``:
+    tile ``(rt, ct)`` of a layer is ``tile_base + ct * row_tiles + rt``)."""
+    chip = mapped.chip
+    g_on, g_off = float(device.g_on_s), float(device.g_off_s)
+    g_ref = (g_on + g_off) / 2
+    weights = np.zeros((mapped.tiles, chip.rows, chip.columns), np.int8)
+    used = np.zeros(weights.shape, bool)
+    for layer in mapped.layers:
+        rows, out = layer.weights.shape
+        for ct in range(layer.column_tiles):
+            for rt in range(layer.row_tiles):
+                r0, r1 = rt * chip.rows, min((rt + 1) * chip.rows, rows)
+                c0, c1 = ct * chip.columns, min((ct + 1) * chip.columns, out)
+                t = layer.tile_base + ct * layer.row_tiles + rt
+                weights[t, :r1 - r0, :c1 - c0] = layer.weights[r0:r1, c0:c1]
+                used[t, :r1 - r0, :c1 - c0] = True
+    carries = used & (weights != 0)
+    if chip.mapping == "differential":
+        g_pos = np.where(carries & (weights > 0), g_on, g_off)
+        g_neg = np.where(carries & (weights < 0), g_on, g_off)
+        unit = g_on - g_off
+    else:
+        g_pos = np.where(carries, np.where(weights > 0, g_on, g_off), g_ref)
+        g_neg = np.full(weights.shape, g_ref)
+        unit = (g_on - g_off) / 2
+    return ArrayConductances(g_pos.astype(np.float64), g_neg.astype(np.float64), unit,
+                             float(device.v_read_v))
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def hex_lines(values: np.ndarray) -> bytes:
+    """IEEE-754 doubles as 16 hex digits per line (``$readmemh`` + ``$bitstoreal`` give the
+    exact same values back)."""
+    b = np.ascontiguousarray(values, dtype=">f8").reshape(-1).view(np.uint8).reshape(-1, 8)
+    out = np.empty((len(b), 17), np.uint8)
+    out[:, 0:16:2] = _HEX[b >> 4]
+    out[:, 1:16:2] = _HEX[b & 15]
+    out[:, 16] = ord("\n")
+    return out.tobytes()

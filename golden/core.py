@@ -1,0 +1,135 @@
+"""Parameters of the inference core derived from a compiled model: table contents, widths and
+latencies shared by the Amaranth core (``periphery.core``), the generator and testbenches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .accumulator import AccumulatorParams
+from .mapping import MappedModel
+from .schedule import buffer_shapes, check_hardware_mappable, command_shape, entry_base
+
+__all__ = ["CoreParams", "WRITEBACK_LATENCY"]
+
+# Cycles from a command entering the core to its write-back being visible to a later command's
+# gather: crossbar port register, crossbar read, accumulator, binarize register, buffer write.
+# The sequencer idles this many cycles minus one between layers (periphery.core documents the
+# stages).
+WRITEBACK_LATENCY = 5
+
+
+@dataclass(frozen=True, eq=False)
+class CoreParams:
+    """Everything the core is built from.
+
+    Parameters
+    ----------
+    mapped : MappedModel
+        Compiled model; must be implementable (see
+        :func:`golden.schedule.check_hardware_mappable`) and have at most ``columns`` classes.
+    """
+
+    mapped: MappedModel
+
+    def __post_init__(self):
+        check_hardware_mappable(self.mapped)
+        if self.output_layer.column_tiles != 1:
+            raise ValueError(f"the core's argmax needs all {self.output_layer.out_channels} "
+                             f"classes in one array ({self.mapped.chip.columns} columns)")
+
+    @property
+    def chip(self):
+        return self.mapped.chip
+
+    @property
+    def output_layer(self):
+        return self.mapped.layers[-1]
+
+    @property
+    def classes(self) -> int:
+        return self.output_layer.out_channels
+
+    @property
+    def layer_gap(self) -> int:
+        return WRITEBACK_LATENCY - 1
+
+    @cached_property
+    def buffers(self):
+        return buffer_shapes(self.mapped)
+
+    @cached_property
+    def command_shape(self):
+        return command_shape(self.mapped)
+
+    @cached_property
+    def entries(self) -> list[tuple[int, int]]:
+        """(layer, column tile) of every correction/threshold table entry."""
+        return [(l.index, ct) for l in self.mapped.layers for ct in range(l.column_tiles)]
+
+    @cached_property
+    def accumulator(self) -> AccumulatorParams:
+        bias_max = max(int(np.abs(l.correction_bias).max(initial=0)) for l in self.mapped.layers)
+        return AccumulatorParams(lanes=self.chip.columns, code_bits=self.chip.adc_bits,
+                                 max_terms=max(l.row_tiles for l in self.mapped.layers),
+                                 bias_max=bias_max, entries=len(self.entries))
+
+    def _lanes(self, layer, ct, values, fill):
+        cols = self.chip.columns
+        out = np.full(cols, fill, np.int64)
+        part = values[ct * cols:(ct + 1) * cols]
+        out[:len(part)] = part
+        return out
+
+    @cached_property
+    def bias_table(self) -> tuple[list, list]:
+        """(bias[entry][lane], double[entry]) for the accumulator."""
+        bias, double = [], []
+        for li, ct in self.entries:
+            layer = self.mapped.layers[li]
+            bias.append(self._lanes(layer, ct, layer.correction_bias, 0).tolist())
+            double.append(layer.correction_scale == 2)
+        return bias, double
+
+    @cached_property
+    def threshold_table(self) -> list[dict]:
+        """Per entry: threshold, invert and enable (real channel) per lane; the output layer's
+        entries are all disabled (it has no thresholds)."""
+        lo, hi = self.accumulator.value_range
+        rows = []
+        for li, ct in self.entries:
+            layer = self.mapped.layers[li]
+            if layer.is_output:
+                zeros = [0] * self.chip.columns
+                rows.append({"threshold": zeros, "invert": zeros, "enable": zeros})
+                continue
+            t = layer.threshold
+            th = self._lanes(layer, ct, t.threshold, 0)
+            if th.min() < lo or th.max() > hi:
+                raise ValueError(f"layer {li} thresholds exceed the accumulator range")
+            rows.append({
+                "threshold": th.tolist(),
+                "invert": self._lanes(layer, ct, t.invert.astype(np.int64), 0).tolist(),
+                "enable": self._lanes(layer, ct, np.ones(layer.out_channels, np.int64), 0).tolist(),
+            })
+        return rows
+
+    @property
+    def entry_base(self) -> list[int]:
+        return entry_base(self.mapped)
+
+    @property
+    def analytical_cycles_per_image(self) -> int:
+        """Array reads per image: one read port, so no schedule can use fewer cycles."""
+        return self.mapped.reads_per_image
+
+    def describe(self) -> dict:
+        """JSON-able summary (manifest, generated-file header)."""
+        chip = self.chip
+        return {"rows": chip.rows, "columns": chip.columns, "mapping": chip.mapping,
+                "adc_bits": chip.adc_bits, "tiles": self.mapped.tiles,
+                "layers": len(self.mapped.layers), "reads_per_image": self.mapped.reads_per_image,
+                "acc_bits": self.accumulator.acc_bits, "layer_gap": self.layer_gap,
+                "buffers": [[b.word_bits, b.depth] for b in self.buffers]}

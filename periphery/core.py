@@ -1,0 +1,292 @@
+"""BnnCore: a compiled BNN as hardware -- sequencer, activation buffers, crossbar port,
+accumulator, BN-binarize, pooled write-back and argmax. ``BnnSystem`` adds the behavioural
+crossbar.
+
+Dataflow of one command (cycle t = the sequencer's command is taken):
+
+====  ==============================================================================
+t     gather: the command's slot words are read from the layer's input buffer
+      (asynchronous read ports), concatenated, shifted, cut to ``rows`` word-line bits
+t+1   crossbar port registers drive ``xb.read``/``xb.tile``/``xb.wl``
+t+2   the crossbar's ADC codes arrive (``xb.valid``; fixed latency 1) and are accumulated
+t+3   accumulator result (on ``last``): BN-binarize against the threshold table, or -- for
+      the output layer -- argmax into the result register
+t+4   write-back: read-modify-write of the chunk in the next layer's buffer (overwrite for
+      the pixel opening a pooling window, OR for the others)
+====  ==============================================================================
+
+A command taken at t+5 sees that write, hence the sequencer's layer gap of
+``WRITEBACK_LATENCY - 1`` idle cycles (see :mod:`golden.core`).
+
+Ports
+-----
+``i``    stream of input-buffer words (``buffers[0].word_bits`` wide, ``depth`` per image);
+         accepted whenever the input buffer is free, i.e. while the previous image runs
+         layers >= 1.
+``o``    stream of results ``{cls, scores[classes]}``, one per image. The next image starts
+         only after the result is taken, so every layer's buffer holds the image's bits
+         until then (``dbg_*`` reads them).
+``xb``   crossbar port bundle (:func:`crossbar_signature`).
+``dbg_buffer``, ``dbg_addr`` -> ``dbg_data``: asynchronous read of any activation buffer,
+         for testbenches and bring-up.
+``active``  an image is in flight (started, result not yet taken).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.core import CoreParams
+from golden.schedule import WriteMode, layer_schedule
+
+from .accumulator import Accumulator
+from .sequencer import Sequencer
+
+__all__ = ["BnnCore", "BnnSystem", "crossbar_signature", "result_layout"]
+
+
+def crossbar_signature(params: CoreParams) -> wiring.Signature:
+    """The core's side of the crossbar: one array read per cycle, codes one cycle later."""
+    chip = params.chip
+    return wiring.Signature({
+        "read": Out(1),
+        "tile": Out(params.command_shape.tile_bits),
+        "wl": Out(chip.rows),
+        "valid": In(1),
+        "codes": In(data.ArrayLayout(signed(chip.adc_bits), chip.columns)),
+    })
+
+
+def result_layout(params: CoreParams) -> data.StructLayout:
+    return data.StructLayout({
+        "cls": unsigned(max(1, (params.classes - 1).bit_length())),
+        "scores": data.ArrayLayout(signed(params.accumulator.acc_bits), params.classes),
+    })
+
+
+def _threshold_layout(params: CoreParams) -> data.StructLayout:
+    lanes, acc = params.chip.columns, params.accumulator.acc_bits
+    return data.StructLayout({"threshold": data.ArrayLayout(signed(acc), lanes),
+                              "invert": data.ArrayLayout(unsigned(1), lanes),
+                              "enable": data.ArrayLayout(unsigned(1), lanes)})
+
+
+def _meta_layout(params: CoreParams) -> data.StructLayout:
+    s = params.command_shape
+    return data.StructLayout({
+        "layer": unsigned(s.layer_bits), "entry": unsigned(s.entry_bits),
+        "first": unsigned(1), "last": unsigned(1), "final": unsigned(1),
+        "write_mode": unsigned(2), "write_addr": unsigned(s.addr_bits),
+        "write_chunk": unsigned(s.chunk_bits)})
+
+
+class BnnCore(wiring.Component):
+    """Parameters
+    ----------
+    params : CoreParams
+    """
+
+    def __init__(self, params: CoreParams):
+        self.params = params
+        s = params.command_shape
+        super().__init__({
+            "i": In(stream.Signature(unsigned(params.buffers[0].word_bits))),
+            "o": Out(stream.Signature(result_layout(params))),
+            "xb": Out(crossbar_signature(params)),
+            "dbg_buffer": In(s.layer_bits),
+            "dbg_addr": In(s.addr_bits),
+            "dbg_data": Out(max(b.word_bits for b in params.buffers)),
+            "active": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        chip, mapped = p.chip, p.mapped
+        layers = mapped.layers
+
+        m.submodules.sequencer = seq = Sequencer(mapped, p.layer_gap)
+        bias, double = p.bias_table
+        m.submodules.accumulator = acc = Accumulator(p.accumulator, bias, double)
+
+        # --- activation buffers: buffer l is layer l's input -------------------------------
+        mems = []
+        for li, shape in enumerate(p.buffers):
+            mem = Memory(shape=unsigned(shape.word_bits), depth=max(2, shape.depth), init=[])
+            m.submodules[f"buffer{li}"] = mem
+            mems.append(mem)
+
+        cmd = seq.cmd.payload
+        m.d.comb += seq.cmd.ready.eq(1)
+
+        # --- image input and start --------------------------------------------------------
+        depth0 = p.buffers[0].depth
+        in_wr = mems[0].write_port()
+        in_addr = Signal(range(max(2, depth0)))
+        buf0_full = Signal()
+        m.d.comb += [self.i.ready.eq(~buf0_full), in_wr.addr.eq(in_addr),
+                     in_wr.data.eq(self.i.payload), in_wr.en.eq(self.i.valid & ~buf0_full)]
+        with m.If(self.i.valid & ~buf0_full):
+            m.d.sync += in_addr.eq(in_addr + 1)
+            with m.If(in_addr == depth0 - 1):
+                m.d.sync += [in_addr.eq(0), buf0_full.eq(1)]
+        with m.If(seq.layer0_done):
+            m.d.sync += buf0_full.eq(0)
+
+        active = Signal()
+        m.d.comb += [seq.start.eq(buf0_full & ~active), self.active.eq(active)]
+        with m.If(seq.start & seq.idle):
+            m.d.sync += active.eq(1)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [active.eq(0), self.o.valid.eq(0)]
+
+        # --- t: gather --------------------------------------------------------------------
+        wl = Signal(chip.rows)
+        with m.Switch(cmd.layer):
+            for li, layer in enumerate(layers):
+                sched = layer_schedule(layer, chip)
+                width = p.buffers[li].word_bits
+                words = []
+                for j in range(sched.slots):
+                    port = mems[li].read_port(domain="comb")
+                    m.d.comb += port.addr.eq(cmd.slot_addr[j])
+                    word = Signal(width, name=f"l{li}_slot{j}")
+                    m.d.comb += word.eq(port.data & cmd.slot_valid[j].replicate(width))
+                    words.append(word)
+                joined = Cat(*words)
+                with m.Case(li):
+                    if any(sched.shift):
+                        m.d.comb += wl.eq(joined >> cmd.shift)
+                    else:
+                        m.d.comb += wl.eq(joined)
+
+        # --- t+1: crossbar port registers and command metadata -----------------------------
+        meta1 = Signal(_meta_layout(p))
+        meta2 = Signal(_meta_layout(p))
+        m.d.sync += [self.xb.read.eq(seq.cmd.valid), self.xb.tile.eq(cmd.tile),
+                     self.xb.wl.eq(wl), meta2.eq(meta1)]
+        m.d.sync += [meta1.layer.eq(cmd.layer), meta1.entry.eq(cmd.entry),
+                     meta1.first.eq(cmd.first), meta1.last.eq(cmd.last),
+                     meta1.final.eq(cmd.final), meta1.write_mode.eq(cmd.write_mode),
+                     meta1.write_addr.eq(cmd.write_addr), meta1.write_chunk.eq(cmd.write_chunk)]
+
+        # --- t+2: accumulate the codes ------------------------------------------------------
+        m.d.comb += [acc.i.valid.eq(self.xb.valid), acc.i.payload.codes.eq(self.xb.codes),
+                     acc.i.payload.first.eq(meta2.first), acc.i.payload.last.eq(meta2.last),
+                     acc.i.payload.entry.eq(meta2.entry), acc.o.ready.eq(1)]
+        meta3 = Signal(_meta_layout(p))
+        with m.If(self.xb.valid & meta2.last):
+            m.d.sync += meta3.eq(meta2)
+
+        # --- t+3: binarize or argmax -------------------------------------------------------
+        m.submodules.thresholds = thresholds = Memory(
+            shape=_threshold_layout(p), depth=max(2, len(p.threshold_table)),
+            init=p.threshold_table)
+        th = thresholds.read_port(domain="comb")
+        m.d.comb += th.addr.eq(acc.o.payload.entry)
+        lanes = chip.columns
+        bits = Signal(lanes)
+        for k in range(lanes):
+            m.d.comb += bits[k].eq(((acc.o.payload.values[k] >= th.data.threshold[k])
+                                    ^ th.data.invert[k]) & th.data.enable[k])
+        wb = Signal(_meta_layout(p))
+        wb_bits = Signal(lanes)
+        wb_valid = Signal()
+        m.d.sync += [wb_valid.eq(acc.o.valid & ~meta3.final), wb.eq(meta3), wb_bits.eq(bits)]
+
+        scores = [acc.o.payload.values[k] for k in range(p.classes)]
+        best = scores[0]
+        cls_w = max(1, (p.classes - 1).bit_length())
+        best_k = Const(0, cls_w)
+        for k in range(1, p.classes):
+            better = scores[k] > best
+            nb = Signal(signed(p.accumulator.acc_bits), name=f"argmax_best{k}")
+            nk = Signal(cls_w, name=f"argmax_cls{k}")
+            m.d.comb += [nb.eq(best), nk.eq(best_k)]
+            with m.If(better):                      # strict: ties keep the lower class
+                m.d.comb += [nb.eq(scores[k]), nk.eq(k)]
+            best, best_k = nb, nk
+        with m.If(acc.o.valid & meta3.final):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.cls.eq(best_k)]
+            m.d.sync += [self.o.payload.scores[k].eq(scores[k]) for k in range(p.classes)]
+
+        # --- t+4: write-back into the next layer's buffer ----------------------------------
+        for li, layer in enumerate(layers[:-1]):
+            target = mems[li + 1]
+            width = p.buffers[li + 1].word_bits
+            chunk = layer.chunk_bits(chip)
+            wr = target.write_port()
+            old = target.read_port(domain="comb")
+            m.d.comb += [old.addr.eq(wb.write_addr), wr.addr.eq(wb.write_addr)]
+            mine = wb_valid & (wb.layer == li) & (wb.write_mode != WriteMode.NONE)
+            keep = Signal(width, name=f"wb{li}_keep")
+            m.d.comb += keep.eq(old.data)
+            with m.If(wb.write_mode == WriteMode.OVERWRITE):
+                m.d.comb += keep.eq(0)
+            with m.Switch(wb.write_chunk):
+                for k in range(width // chunk):
+                    with m.Case(k):
+                        lo, hi = k * chunk, (k + 1) * chunk
+                        new = Cat(old.data[:lo], keep[lo:hi] | wb_bits[:chunk], old.data[hi:])
+                        m.d.comb += wr.data.eq(new)
+            m.d.comb += wr.en.eq(mine)
+
+        # --- debug read of any buffer -------------------------------------------------------
+        with m.Switch(self.dbg_buffer):
+            for li, mem in enumerate(mems):
+                port = mem.read_port(domain="comb")
+                m.d.comb += port.addr.eq(self.dbg_addr)
+                with m.Case(li):
+                    m.d.comb += self.dbg_data.eq(port.data)
+        return m
+
+
+class BnnSystem(wiring.Component):
+    """``BnnCore`` wired to the behavioural crossbar (``rtl/analog/mbnn_crossbar.v``, an
+    ``Instance``): the unit the whole-network testbenches simulate.
+
+    Parameters
+    ----------
+    params : CoreParams
+    g_unit_s, v_read_v : float
+        The crossbar's weight unit and read voltage (:class:`golden.conductance.ArrayConductances`).
+    gpos_file, gneg_file : str
+        Conductance files as the simulator will find them (relative to its working directory).
+    """
+
+    def __init__(self, params: CoreParams, g_unit_s: float, v_read_v: float,
+                 gpos_file: str = "gpos.hex", gneg_file: str = "gneg.hex"):
+        self.params = params
+        self.g_unit_s, self.v_read_v = float(g_unit_s), float(v_read_v)
+        self.gpos_file, self.gneg_file = gpos_file, gneg_file
+        s = params.command_shape
+        super().__init__({
+            "i": In(stream.Signature(unsigned(params.buffers[0].word_bits))),
+            "o": Out(stream.Signature(result_layout(params))),
+            "dbg_buffer": In(s.layer_bits),
+            "dbg_addr": In(s.addr_bits),
+            "dbg_data": Out(max(b.word_bits for b in params.buffers)),
+            "active": Out(1),
+        })
+
+    def elaborate(self, platform):
+        from amaranth.hdl import ClockSignal, Instance
+        m = Module()
+        p = self.params
+        m.submodules.core = core = BnnCore(p)
+        wiring.connect(m, wiring.flipped(self.i), core.i)
+        wiring.connect(m, core.o, wiring.flipped(self.o))
+        m.d.comb += [core.dbg_buffer.eq(self.dbg_buffer), core.dbg_addr.eq(self.dbg_addr),
+                     self.dbg_data.eq(core.dbg_data), self.active.eq(core.active)]
+        m.submodules.crossbar = Instance(
+            "mbnn_crossbar",
+            p_ROWS=p.chip.rows, p_COLS=p.chip.columns, p_TILES=p.mapped.tiles,
+            p_TILE_BITS=p.command_shape.tile_bits, p_ADC_BITS=p.chip.adc_bits,
+            p_V_READ=self.v_read_v, p_G_UNIT=self.g_unit_s,
+            p_GPOS_FILE=self.gpos_file, p_GNEG_FILE=self.gneg_file,
+            i_clk=ClockSignal(), i_read=core.xb.read, i_tile=core.xb.tile, i_wl=core.xb.wl,
+            o_valid=core.xb.valid, o_codes=core.xb.codes.as_value())
+        return m

@@ -1,0 +1,143 @@
+"""Whole-network cocotb testbench: MNIST images through the generated core and behavioural
+crossbar, checked image by image against the plain golden model (:func:`golden.model.infer`).
+
+Per image: the class, all class scores, and -- unless ``check_layers`` is off -- every hidden
+layer's output bits, read back from the activation buffers through the core's debug port
+while the result waits (the core starts the next image only once the result is taken).
+
+The testbench is event-driven (no Python per clock cycle): it waits for ``i.ready`` and
+``o.valid`` edges, so the simulator runs free in between. ``MBNN_PARAMS`` carries the generated
+directory, the image range, the dataset and where to write the summary JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
+
+from golden.chip import ChipConfig
+from golden.mapping import compile_model
+from golden.mnist import binarize_pixels, load_mnist
+from golden.model import infer, load_model
+from golden.core import CoreParams
+from golden.schedule import image_words, layer_words, pack_words
+from periphery.core import result_layout
+from sim.payload import PayloadCodec
+
+CONFIG = json.loads(os.environ["MBNN_PARAMS"])
+CLOCK_NS = 10
+
+
+def _inputs(model, count: int, offset: int, dataset: str, seed: int):
+    """(pixel bits (N, ...), labels or None)."""
+    if dataset == "mnist":
+        test = load_mnist("test")
+        sl = slice(offset, offset + count)
+        if sl.stop > len(test.labels):
+            raise ValueError(f"images {sl.start}..{sl.stop - 1} exceed the {len(test.labels)} "
+                             f"MNIST test images")
+        return binarize_pixels(test.images[sl]), test.labels[sl]
+    rng = np.random.default_rng(seed)
+    return (rng.random((count,) + tuple(model.arch.input_shape)) < 0.5).astype(np.uint8), None
+
+
+@cocotb.test()
+async def network_matches_golden(dut):
+    gen = Path(CONFIG["dir"])
+    manifest = json.loads((gen / "manifest.json").read_text())
+    model = load_model(gen / "model.npz")
+    mapped = compile_model(model, ChipConfig(**manifest["chip"]))
+    params = CoreParams(mapped)
+    count, offset = CONFIG["images"], CONFIG.get("offset", 0)
+    check_layers = CONFIG.get("check_layers", True)
+    seed = cocotb.RANDOM_SEED
+    dut._log.info("%d %s images from %d, layer checks %s, seed %d", count, CONFIG["dataset"],
+                  offset, "on" if check_layers else "off", seed)
+    pixels, labels = _inputs(model, count, offset, CONFIG["dataset"], seed)
+    golden = infer(model, pixels, keep_layers=check_layers)
+    codec = PayloadCodec(result_layout(params))
+
+    dut.rst.value = 1
+    dut.i__valid.value = 0
+    dut.o__ready.value = 0
+    dut.dbg_buffer.value = 0
+    dut.dbg_addr.value = 0
+    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    await ClockCycles(dut.clk, 2, rising=False)
+    dut.rst.value = 0
+
+    async def feed():
+        for n in range(count):
+            words = pack_words(image_words(mapped, pixels[n]))
+            await FallingEdge(dut.clk)
+            if not int(dut.i__ready.value):
+                await RisingEdge(dut.i__ready)
+                await FallingEdge(dut.clk)
+            # i.ready stays high until the image's last word: one word per cycle
+            for w in words:
+                dut.i__payload.value = w
+                dut.i__valid.value = 1
+                await FallingEdge(dut.clk)
+            dut.i__valid.value = 0
+
+    cocotb.start_soon(feed())
+    mismatches, layer_mismatches, predictions, result_times = [], 0, [], []
+    wall0 = time.perf_counter()
+    for n in range(count):
+        await RisingEdge(dut.o__valid)
+        await ReadOnly()
+        result_times.append(cocotb.utils.get_sim_time("ns"))
+        beat = codec.unpack(dut.o__payload.value.to_unsigned())
+        await Timer(1, "ps")
+        predictions.append(beat["cls"])
+        want_scores = [int(v) for v in golden.scores[n]]
+        problems = []
+        if beat["scores"] != want_scores:
+            problems.append(f"scores {beat['scores']} != golden {want_scores}")
+        if beat["cls"] != int(golden.predictions[n]):
+            problems.append(f"class {beat['cls']} != golden {int(golden.predictions[n])}")
+        if check_layers:
+            for li in range(len(mapped.layers) - 1):
+                want = pack_words(layer_words(mapped, li, golden.layer_bits[li][n]))
+                dut.dbg_buffer.value = li + 1
+                for addr, w in enumerate(want):
+                    dut.dbg_addr.value = addr
+                    await Timer(1, "ps")
+                    got = dut.dbg_data.value.to_unsigned() & ((1 << params.buffers[li + 1].word_bits) - 1)
+                    if got != w:
+                        layer_mismatches += 1
+                        problems.append(f"layer {li} word {addr}: {got:#x} != golden {w:#x}")
+                        break
+        if problems:
+            mismatches.append(n + offset)
+            if len(mismatches) <= 5:
+                dut._log.error("image %d: %s", n + offset, "; ".join(problems[:3]))
+        await FallingEdge(dut.clk)
+        dut.o__ready.value = 1
+        await RisingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        dut.o__ready.value = 0
+    wall = time.perf_counter() - wall0
+
+    steady = np.diff(result_times) / CLOCK_NS if count > 1 else np.array([result_times[0] / CLOCK_NS])
+    summary = {
+        "images": count, "offset": offset, "dataset": CONFIG["dataset"],
+        "mismatches": len(mismatches), "mismatched_images": mismatches[:20],
+        "layer_checks": check_layers,
+        "rtl_accuracy": float(np.mean(np.array(predictions) == labels)) if labels is not None else None,
+        "golden_accuracy": float(np.mean(golden.predictions == labels)) if labels is not None else None,
+        "cycles_per_image": float(np.median(steady)),
+        "min_cycles_per_image": params.analytical_cycles_per_image,
+        "sim_wall_s": wall, "images_per_s": count / wall if wall > 0 else None,
+    }
+    Path(CONFIG["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+    dut._log.info("summary: %s", summary)
+    assert not mismatches, f"{len(mismatches)} of {count} images differ from the golden model " \
+                           f"(first: {mismatches[:5]})"
