@@ -13,6 +13,12 @@ DEFAULT_BUILD = Path("build")
 
 
 def _cmd_generate(args) -> int:
+    if args.model is not None:
+        return _generate_model(args)
+    if args.block is None:
+        raise ValueError("give a block to generate (bn-binarize) or --model FILE")
+    if args.channels is None or args.acc_width is None:
+        raise ValueError(f"{args.block} needs --channels and --acc-width")
     from golden.fileio import atomic_write_text
     from periphery.generate import BLOCKS
 
@@ -24,17 +30,50 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _chip(config: str | None):
+    from golden.chip import ChipConfig, load_chip_config
+    return ChipConfig() if config is None else load_chip_config(config)
+
+
+def _generate_model(args) -> int:
+    from periphery.generate_model import generate_model
+
+    if args.block is not None:
+        raise ValueError(f"give either a block ({args.block}) or --model, not both")
+    t0 = time.perf_counter()
+    manifest = generate_model(args.model, _chip(args.config), args.out)
+    core = manifest["core"]
+    print(f"generated {args.out}: {manifest['model']['architecture']} on {core['tiles']} arrays "
+          f"of {core['rows']}x{core['columns']}, {core['reads_per_image']} array reads per "
+          f"image, {len(manifest['files'])} files in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def _run_regression(simulators, seed, build_root, sets, waves=False):
-    from sim.regressions import BN_BINARIZE_SETS, run_bn_binarize
+    from sim import regressions as r
 
     results = []
     for name in sets:
-        params = BN_BINARIZE_SETS[name]
         for sim in simulators:
-            r = run_bn_binarize(name, params, sim, build_root, seed=seed, waves=waves)
-            print(f"bn_binarize[{name}] {r.summary()}", flush=True)
-            results.append(r)
+            if name in r.BN_BINARIZE_SETS:
+                res = r.run_bn_binarize(name, r.BN_BINARIZE_SETS[name], sim, build_root,
+                                        seed=seed, waves=waves)
+                label = f"bn_binarize[{name}]"
+            elif name in r.ACCUMULATOR_SETS:
+                res = r.run_accumulator(name, r.ACCUMULATOR_SETS[name], sim, build_root,
+                                        seed=seed, waves=waves)
+                label = f"accumulator[{name}]"
+            else:
+                res = r.run_sequencer(name, sim, build_root, seed=seed, waves=waves)
+                label = f"sequencer[{name}]"
+            print(f"{label} {res.summary()}", flush=True)
+            results.append(res)
     return results
+
+
+def _regression_sets() -> list[str]:
+    from sim import regressions as r
+    return list(r.BN_BINARIZE_SETS) + list(r.ACCUMULATOR_SETS) + list(r.CORE_SETS)
 
 
 def _print_totals(results, wall_s: float) -> bool:
@@ -52,34 +91,110 @@ def _print_totals(results, wall_s: float) -> bool:
 
 def _cmd_regress(args) -> int:
     from sim import toolchain
-    from sim.regressions import BN_BINARIZE_SETS
 
     sims = toolchain.RTL_SIMULATORS if args.sim == "all" else (args.sim,)
-    sets = args.set or list(BN_BINARIZE_SETS)
+    sets = args.set or _regression_sets()
     t0 = time.perf_counter()
     results = _run_regression(sims, args.seed, Path(args.build), sets, args.waves)
     return 0 if _print_totals(results, time.perf_counter() - t0) else 1
 
 
 def _cmd_demo(args) -> int:
-    from periphery.generate import bn_binarize_verilog
-    from golden.fileio import atomic_write_text
     from sim import toolchain
-    from sim.regressions import BN_BINARIZE_SETS
+    from sim.runner import REPO_ROOT
 
-    t0 = time.perf_counter()
-    print("mbnn demo: BN-binarize block -> generated Verilog -> cocotb regression on "
-          "Icarus and Verilator, checked against the golden model")
-    for sim in toolchain.RTL_SIMULATORS:
-        print(f"  {toolchain.require(sim).version}")
-    out = Path(args.build) / "demo"
-    params = BN_BINARIZE_SETS["c128_w11_k784"]
-    path = atomic_write_text(out / "bn_binarize.v", bn_binarize_verilog(params))
-    print(f"generated {path} ({params.channels} channels, {params.acc_width}-bit "
-          f"pre-activations, latency {params.latency} cycles)")
-    results = _run_regression(toolchain.RTL_SIMULATORS, args.seed, out, list(BN_BINARIZE_SETS))
+    print("mbnn demo: shipped MLP -> generated RTL (Amaranth core + behavioural crossbar) -> "
+          f"{args.images} MNIST test images through the RTL on {args.sim}, every class, score "
+          "and layer checked against the golden model")
+    print(f"  {toolchain.require(args.sim).version}")
+    summary = _run_inference(REPO_ROOT / "models" / "mlp.npz", None, args.sim, args.images, 0,
+                             True, Path(args.build) / "demo", args.seed, quiet=False)
+    _print_inference(summary)
     _print_shipped_models()
-    return 0 if _print_totals(results, time.perf_counter() - t0) else 1
+    ok = summary["mismatches"] == 0 and summary["images"] == args.images
+    print("RESULT: PASS" if ok else "RESULT: FAIL")
+    return 0 if ok else 1
+
+
+def _run_inference(model, config, sim, images, offset, check_layers, build, seed,
+                   quiet=True) -> dict:
+    """Generate (or reuse, if unchanged) the hardware of ``model`` and run ``images`` images
+    through it on ``sim``; ``golden`` runs the mapped golden model instead."""
+    import hashlib
+    import json as _json
+
+    import numpy as np
+
+    from golden.mapping import compile_model, mapped_infer
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.model import infer, load_model
+    from periphery.generate_model import generate_model
+    from sim.regressions import run_core
+
+    chip = _chip(config)
+    model_path = Path(model)
+    loaded = load_model(model_path)          # clear error before any work
+    test = load_mnist("test")
+    if offset + images > len(test.labels):
+        raise ValueError(f"--images {images} from --offset {offset} exceeds the "
+                         f"{len(test.labels)} MNIST test images")
+    if sim == "golden":
+        t0 = time.perf_counter()
+        pixels = binarize_pixels(test.images[offset:offset + images])
+        labels = test.labels[offset:offset + images]
+        mapped = compile_model(loaded, chip)
+        got = mapped_infer(mapped, pixels)
+        want = infer(loaded, pixels)
+        dt = time.perf_counter() - t0
+        mism = int(np.sum(np.any(got.scores != want.scores, axis=1)))
+        return {"simulator": "golden", "images": images, "mismatches": mism,
+                "rtl_accuracy": None, "golden_accuracy": float(np.mean(want.predictions == labels)),
+                "mapped_accuracy": float(np.mean(got.predictions == labels)),
+                "cycles_per_image": None,
+                "min_cycles_per_image": mapped.reads_per_image, "images_per_s": images / dt}
+    key = hashlib.sha256(model_path.read_bytes() + repr(chip).encode()).hexdigest()[:12]
+    gen_dir = Path(build) / f"{model_path.stem}-{key}"
+    t0 = time.perf_counter()
+    if not (gen_dir / "manifest.json").exists():
+        generate_model(model_path, chip, gen_dir)
+    gen_s = time.perf_counter() - t0
+    run = run_core(gen_dir, sim, Path(build) / "sim", gen_dir.name, images, offset=offset,
+                   check_layers=check_layers, seed=seed)
+    if not quiet:
+        print(run.result.summary())
+    if run.summary is None:
+        raise RuntimeError(f"the RTL run produced no summary: {run.result.summary()}")
+    out = dict(run.summary)
+    out.update(simulator=sim, generate_s=gen_s, build_s=run.result.build_s,
+               run_s=run.result.test_s, generated=str(gen_dir), passed=run.result.ok)
+    return out
+
+
+def _print_inference(s: dict) -> None:
+    if s["simulator"] == "golden":
+        print(f"golden mapped model: {s['images']} images, {s['mismatches']} differ from the "
+              f"unmapped model, accuracy {100 * s['mapped_accuracy']:.2f}%, "
+              f"{s['min_cycles_per_image']} array reads per image")
+        return
+    print(f"RTL on {s['simulator']}: {s['images']} images, {s['mismatches']} mismatches against "
+          f"the golden model (class, scores{', layer bits' if s['layer_checks'] else ''})")
+    if s.get("rtl_accuracy") is not None:
+        print(f"  accuracy: RTL {100 * s['rtl_accuracy']:.2f}%, golden {100 * s['golden_accuracy']:.2f}%")
+    print(f"  cycles per image: {s['cycles_per_image']:.0f} (analytical minimum "
+          f"{s['min_cycles_per_image']}: one array read per cycle)")
+    print(f"  simulation: {s['images_per_s']:.1f} images/s; build {s['build_s']:.1f} s, "
+          f"whole run {s['run_s']:.1f} s")
+
+
+def _cmd_infer(args) -> int:
+    import json as _json
+    summary = _run_inference(args.model, args.config, args.sim, args.images, args.offset,
+                             not args.no_layer_check, Path(args.build), args.seed)
+    if args.json:
+        print(_json.dumps(summary, sort_keys=True))
+    else:
+        _print_inference(summary)
+    return 0 if summary["mismatches"] == 0 and summary.get("passed", True) else 1
 
 
 def _print_shipped_models() -> None:
@@ -177,10 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="mbnn 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    gen = sub.add_parser("generate", help="write the Verilog of a periphery block")
-    gen.add_argument("block", choices=["bn-binarize"], help="block to generate")
-    gen.add_argument("--channels", type=_positive, required=True, help="output channels")
-    gen.add_argument("--acc-width", type=_positive, required=True,
+    gen = sub.add_parser("generate", help="write the Verilog of a periphery block, or of a "
+                                          "whole model on a chip (--model)")
+    gen.add_argument("block", nargs="?", choices=["bn-binarize"], help="block to generate")
+    gen.add_argument("--model", default=None,
+                     help="model file: write the core, crossbar, conductances and manifest")
+    gen.add_argument("--config", default=None, help="chip configuration TOML (with --model)")
+    gen.add_argument("--channels", type=_positive, default=None, help="output channels")
+    gen.add_argument("--acc-width", type=_positive, default=None,
                      help="signed pre-activation width in bits")
     gen.add_argument("--fan-in", type=_positive, default=None,
                      help="products per pre-activation; checks that --acc-width can hold them")
@@ -215,8 +334,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_eval)
 
+    inf = sub.add_parser("infer", help="MNIST test images through the generated RTL (or the "
+                                       "golden mapped model), checked against the golden model")
+    inf.add_argument("--model", required=True)
+    inf.add_argument("--config", default=None, help="chip configuration TOML (default 128x128)")
+    inf.add_argument("--sim", choices=["icarus", "verilator", "golden"], default="verilator")
+    inf.add_argument("--images", type=_positive, default=200)
+    inf.add_argument("--offset", type=int, default=0, help="first test image")
+    inf.add_argument("--no-layer-check", action="store_true",
+                     help="check classes and scores only (not every layer's bits)")
+    inf.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    inf.add_argument("--build", default=str(DEFAULT_BUILD / "infer"))
+    inf.add_argument("--json", action="store_true", help="print one JSON object")
+    inf.set_defaults(func=_cmd_infer)
+
     demo = sub.add_parser("demo", help="the README's main command")
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
+    demo.add_argument("--images", type=_positive, default=300)
     demo.add_argument("--build", default=str(DEFAULT_BUILD))
     demo.set_defaults(func=_cmd_demo)
     return parser
@@ -226,11 +361,13 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "set", None):
-        from sim.regressions import BN_BINARIZE_SETS
-        unknown = [s for s in args.set if s not in BN_BINARIZE_SETS]
+        known = _regression_sets()
+        unknown = [s for s in args.set if s not in known]
         if unknown:
             parser.error(f"unknown parameter set {unknown[0]!r}; expected one of "
-                         f"{', '.join(BN_BINARIZE_SETS)}")
+                         f"{', '.join(known)}")
+    if getattr(args, "offset", 0) < 0:
+        parser.error(f"--offset must be >= 0, not {args.offset}")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:   # includes ModelFormatError, IdxFormatError
