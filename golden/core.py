@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .accumulator import AccumulatorParams
+from .accumulator import AccumulatorParams, signed_bits
 from .mapping import MappedModel
 from .schedule import buffer_shapes, check_hardware_mappable, command_shape, entry_base
 
@@ -93,6 +93,12 @@ class CoreParams:
             double.append(layer.correction_scale == 2)
         return bias, double
 
+    @property
+    def threshold_bits(self) -> int:
+        """Signed width of a stored threshold: the accumulator's range plus one above it."""
+        lo, hi = self.accumulator.value_range
+        return signed_bits(lo, hi + 1)
+
     @cached_property
     def threshold_table(self) -> list[dict]:
         """Per entry: threshold, invert and enable (real channel) per lane; the output layer's
@@ -106,9 +112,9 @@ class CoreParams:
                 rows.append({"threshold": zeros, "invert": zeros, "enable": zeros})
                 continue
             t = layer.threshold
-            th = self._lanes(layer, ct, t.threshold, 0)
-            if th.min() < lo or th.max() > hi:
-                raise ValueError(f"layer {li} thresholds exceed the accumulator range")
+            # Every `a` the accumulator can produce lies in [lo, hi] (narrower than the model's
+            # range when ADCs saturate), where `a >= T` equals `a >= clip(T, lo, hi + 1)`.
+            th = np.clip(self._lanes(layer, ct, t.threshold, 0), lo, hi + 1)
             rows.append({
                 "threshold": th.tolist(),
                 "invert": self._lanes(layer, ct, t.invert.astype(np.int64), 0).tolist(),

@@ -68,8 +68,8 @@ def result_layout(params: CoreParams) -> data.StructLayout:
 
 
 def _threshold_layout(params: CoreParams) -> data.StructLayout:
-    lanes, acc = params.chip.columns, params.accumulator.acc_bits
-    return data.StructLayout({"threshold": data.ArrayLayout(signed(acc), lanes),
+    lanes, width = params.chip.columns, params.threshold_bits
+    return data.StructLayout({"threshold": data.ArrayLayout(signed(width), lanes),
                               "invert": data.ArrayLayout(unsigned(1), lanes),
                               "enable": data.ArrayLayout(unsigned(1), lanes)})
 

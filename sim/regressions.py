@@ -118,7 +118,7 @@ CORE_SETS = {
     "mlp_128x128": CoreSet("models/mlp.npz", ChipConfig(128, 128)),
     "cnn_128x128": CoreSet("models/cnn.npz", ChipConfig(128, 128)),
     "cnn_100x50": CoreSet("models/cnn.npz", ChipConfig(100, 50)),
-    "tiny_16x8": CoreSet("tiny", ChipConfig(16, 8, adc_bits=4)),
+    "tiny_16x8": CoreSet("tiny", ChipConfig(16, 8, adc_bits=3)),
 }
 
 # Write-back latency of the core that the sequencer's layer gap covers (periphery.core).

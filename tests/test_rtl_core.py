@@ -67,7 +67,7 @@ def test_network_on_rtl(name, simulator, images, seed, build_root, record_proper
 @pytest.mark.rtl
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, record_property):
-    """A seeded random CNN on 16x8 arrays with 4-bit ADCs: row tiles that split window
+    """A seeded random CNN on 16x8 arrays with 3-bit ADCs: row tiles that split window
     positions (shifted gathers), pooling that crops a 9x7 map, several column tiles into a
     dense layer, and ADC saturation -- checked against the mapped golden model, which models
     saturation exactly."""
