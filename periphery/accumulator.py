@@ -96,10 +96,13 @@ class Accumulator(wiring.Component):
                 with m.If(self.i.payload.first):
                     m.d.comb += total.eq(code)
                 m.d.sync += sums[k].eq(total)
-                with m.If(rd.data.double):
-                    m.d.sync += self.o.payload.values[k].eq((total << 1) - bias)
-                with m.Else():
-                    m.d.sync += self.o.payload.values[k].eq(total - bias)
+                # The output changes only with a result, not with every partial sum: in the
+                # core, downstream logic (128 threshold compares) then settles once per pixel.
+                with m.If(self.i.payload.last):
+                    with m.If(rd.data.double):
+                        m.d.sync += self.o.payload.values[k].eq((total << 1) - bias)
+                    with m.Else():
+                        m.d.sync += self.o.payload.values[k].eq(total - bias)
             with m.If(self.i.payload.last):
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.entry.eq(self.i.payload.entry)]
         return m
