@@ -21,7 +21,7 @@ import numpy as np
 
 from .mapping import MappedModel
 
-__all__ = ["IdealDevice", "ArrayConductances", "program", "hex_lines"]
+__all__ = ["IdealDevice", "ArrayConductances", "program", "program_tiles", "hex_lines"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,6 @@ def program(mapped: MappedModel, device: IdealDevice = IdealDevice()) -> ArrayCo
     """Target conductances of every array of ``mapped`` (tile order of ``MappedLayer.tile_base``:
     tile ``(rt, ct)`` of a layer is ``tile_base + ct * row_tiles + rt``)."""
     chip = mapped.chip
-    g_on, g_off = float(device.g_on_s), float(device.g_off_s)
-    g_ref = (g_on + g_off) / 2
     weights = np.zeros((mapped.tiles, chip.rows, chip.columns), np.int8)
     used = np.zeros(weights.shape, bool)
     for layer in mapped.layers:
@@ -69,15 +67,26 @@ def program(mapped: MappedModel, device: IdealDevice = IdealDevice()) -> ArrayCo
                 t = layer.tile_base + ct * layer.row_tiles + rt
                 weights[t, :r1 - r0, :c1 - c0] = layer.weights[r0:r1, c0:c1]
                 used[t, :r1 - r0, :c1 - c0] = True
-    carries = used & (weights != 0)
-    if chip.mapping == "differential":
+    return program_tiles(weights, used, chip.mapping, device)
+
+
+def program_tiles(weights: np.ndarray, used: np.ndarray, mapping: str,
+                  device: IdealDevice = IdealDevice()) -> ArrayConductances:
+    """Conductances of arrays holding ``weights`` (tiles, rows, columns) of -1/0/+1; cells
+    where ``used`` is false, and weights of 0, carry no weight."""
+    g_on, g_off = float(device.g_on_s), float(device.g_off_s)
+    g_ref = (g_on + g_off) / 2
+    carries = np.asarray(used, bool) & (weights != 0)
+    if mapping == "differential":
         g_pos = np.where(carries & (weights > 0), g_on, g_off)
         g_neg = np.where(carries & (weights < 0), g_on, g_off)
         unit = g_on - g_off
-    else:
+    elif mapping == "reference_column":
         g_pos = np.where(carries, np.where(weights > 0, g_on, g_off), g_ref)
         g_neg = np.full(weights.shape, g_ref)
         unit = (g_on - g_off) / 2
+    else:
+        raise ValueError(f"mapping must be 'differential' or 'reference_column', not {mapping!r}")
     return ArrayConductances(g_pos.astype(np.float64), g_neg.astype(np.float64), unit,
                              float(device.v_read_v))
 

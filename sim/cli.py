@@ -63,6 +63,9 @@ def _run_regression(simulators, seed, build_root, sets, waves=False):
                 res = r.run_accumulator(name, r.ACCUMULATOR_SETS[name], sim, build_root,
                                         seed=seed, waves=waves)
                 label = f"accumulator[{name}]"
+            elif name in r.CROSSBAR_SETS:
+                res = r.run_crossbar(name, sim, build_root, seed=seed)
+                label = f"crossbar[{name}]"
             else:
                 res = r.run_sequencer(name, sim, build_root, seed=seed, waves=waves)
                 label = f"sequencer[{name}]"
@@ -73,7 +76,8 @@ def _run_regression(simulators, seed, build_root, sets, waves=False):
 
 def _regression_sets() -> list[str]:
     from sim import regressions as r
-    return list(r.BN_BINARIZE_SETS) + list(r.ACCUMULATOR_SETS) + list(r.CORE_SETS)
+    return (list(r.BN_BINARIZE_SETS) + list(r.ACCUMULATOR_SETS) + list(r.CORE_SETS)
+            + list(r.CROSSBAR_SETS))
 
 
 def _print_totals(results, wall_s: float) -> bool:

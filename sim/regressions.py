@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import json
 
 import numpy as np
 
 from golden.accumulator import AccumulatorParams
 from golden.bn_binarize import BNBinarizeParams
-from golden.fileio import atomic_write_text
-from periphery.generate import accumulator_verilog, bn_binarize_verilog
+from golden.chip import ChipConfig
+from golden.conductance import hex_lines, program_tiles
+from golden.fileio import atomic_write_bytes, atomic_write_text
+from golden.mapping import compile_model
+from golden.model import Architecture, LayerSpec, load_model
+from periphery.generate import accumulator_verilog, bn_binarize_verilog, sequencer_verilog
+from periphery.generate_model import CROSSBAR_SOURCE
 
 from .runner import DEFAULT_SEED, RunResult, run_cocotb
 
 __all__ = ["BN_BINARIZE_SETS", "run_bn_binarize", "ACCUMULATOR_SETS", "run_accumulator",
-           "accumulator_table"]
+           "accumulator_table", "CORE_SETS", "CoreSet", "TINY_ARCH", "run_sequencer", "CoreRun",
+           "run_core", "CROSSBAR_SETS", "run_crossbar"]
 
 # Parameter sets of the BN-binarize regression, chosen for coverage of the corners:
 BN_BINARIZE_SETS = {
@@ -86,8 +92,6 @@ def run_accumulator(name: str, params: AccumulatorParams, simulator: str, build_
 
 # --- whole-core configurations: a model and a chip ---------------------------------------
 
-from golden.chip import ChipConfig            # noqa: E402  (grouped with the core section)
-from golden.model import Architecture, LayerSpec, load_model  # noqa: E402
 
 # A small CNN whose mapping needs everything the shipped models do not: row tiles that split a
 # window position (shifts), pooling that crops an odd map, several column tiles feeding a dense
@@ -128,8 +132,6 @@ SEQUENCER_TEST_GAP = 3
 def run_sequencer(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
                   layer_gap: int = SEQUENCER_TEST_GAP, waves: bool = False) -> RunResult:
     """Generate the Sequencer of core set ``name`` and check it against the golden schedule."""
-    from golden.mapping import compile_model
-    from periphery.generate import sequencer_verilog
     core = CORE_SETS[name]
     build_dir = Path(build_root) / "sequencer" / name / simulator
     mapped = compile_model(core.load(seed), core.chip)
@@ -171,3 +173,41 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
                         seed=seed, waves=waves)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     return CoreRun(result, summary)
+
+
+# Behavioural crossbar alone: (chip, tiles); the 3-bit ADC saturates on 16 rows.
+CROSSBAR_SETS = {
+    "diff_16x8_adc3": (ChipConfig(16, 8, mapping="differential", adc_bits=3), 3),
+    "ref_16x8_adc3": (ChipConfig(16, 8, mapping="reference_column", adc_bits=3), 3),
+    "diff_128x128": (ChipConfig(128, 128), 2),
+    "ref_37x64": (ChipConfig(37, 64, mapping="reference_column"), 2),
+}
+
+
+def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
+                 reads: int = 60) -> RunResult:
+    """Random tiles programmed by golden.conductance, read by the Verilog crossbar."""
+    chip, tiles = CROSSBAR_SETS[name]
+    build_dir = (Path(build_root) / "crossbar" / name / simulator).resolve()
+    rng = np.random.default_rng(seed)
+    weights = rng.choice(np.array([-1, 0, 1], np.int8), p=[0.45, 0.1, 0.45],
+                         size=(tiles, chip.rows, chip.columns))
+    used = np.ones(weights.shape, bool)
+    used[-1, chip.rows // 2:, :] = False          # a partly filled last array
+    used[-1, :, chip.columns // 2:] = False
+    weights = np.where(used, weights, 0).astype(np.int8)
+    cond = program_tiles(weights, used, chip.mapping)
+    atomic_write_bytes(build_dir / "gpos.hex", hex_lines(cond.g_pos_s))
+    atomic_write_bytes(build_dir / "gneg.hex", hex_lines(cond.g_neg_s))
+    buf = io.BytesIO()
+    np.save(buf, weights)
+    atomic_write_bytes(build_dir / "weights.npy", buf.getvalue())
+    params = {"chip": asdict(chip), "weights": str(build_dir / "weights.npy"), "reads": reads,
+              "expect_saturation": not chip.adc_exact}
+    return run_cocotb(simulator=simulator, sources=[CROSSBAR_SOURCE], toplevel="mbnn_crossbar",
+                      test_module="sim.tb.tb_crossbar", build_dir=build_dir, params=params,
+                      seed=seed, hdl_parameters={"ROWS": chip.rows, "COLS": chip.columns,
+                                             "TILES": tiles,
+                                             "TILE_BITS": max(1, (tiles - 1).bit_length()),
+                                             "ADC_BITS": chip.adc_bits,
+                                             "G_UNIT": cond.g_unit_s, "V_READ": cond.v_read_v})

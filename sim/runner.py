@@ -87,7 +87,8 @@ def _parse_results(xml_path: Path) -> list[TestOutcome]:
 
 def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_module: str,
                build_dir: Path, params: dict, seed: int = DEFAULT_SEED,
-               testcase: str | None = None, waves: bool = False) -> RunResult:
+               testcase: str | None = None, waves: bool = False,
+               hdl_parameters: dict | None = None) -> RunResult:
     """Compile ``sources`` for ``simulator`` and run the cocotb ``test_module`` on them.
 
     Parameters
@@ -96,6 +97,8 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
         JSON-serialisable block parameters, passed to the test module as ``MBNN_PARAMS``.
     seed : int
         Global cocotb seed; each test derives its own from it and its name.
+    hdl_parameters : dict, optional
+        Verilog parameters of the toplevel (``-P``/``-G``).
 
     Returns
     -------
@@ -133,7 +136,8 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
     t0 = time.perf_counter()
     try:
         runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                     build_args=build_args, parameters=hdl_parameters or {},
+                     timescale=("1ns", "1ps"), waves=waves,
                      log_file=build_dir / "build.log")
     except RuntimeError as exc:   # compile or lint error: a failed run, reported like one
         return RunResult(simulator=simulator, build_dir=build_dir, seed=seed,
