@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from golden.bn_fold import BatchNorm, FoldedThreshold
+from golden.bnn import Domain, binary_conv2d, binary_dense, flatten, maxpool2d
 from golden.model import Architecture, BnnModel, Layer, preactivation_range
 
 __all__ = ["random_batchnorm", "random_model"]
@@ -33,20 +34,43 @@ def random_batchnorm(rng: np.random.Generator, channels: int, a_min: int, a_max:
     return BatchNorm(gamma=gamma, beta=beta, mean=mean, var=var, eps=eps)
 
 
-def random_model(arch: Architecture, rng: np.random.Generator) -> BnnModel:
+def random_model(arch: Architecture, rng: np.random.Generator,
+                 calibration: np.ndarray | None = None) -> BnnModel:
     """A model of ``arch`` with random +-1 weights and thresholds, for exercising hardware on
-    shapes no trained model has. Thresholds sit in the middle half of each channel's reachable
-    range (so bits toggle on random inputs) plus a few at the range ends (constant channels);
-    directions are random."""
+    shapes no trained model has.
+
+    Thresholds are set at each channel's median pre-activation over ``calibration`` inputs
+    (default: 64 random input maps) plus a random offset of -1, 0 or +1, so every layer's bits
+    keep changing from input to input however deep the model is; about one channel in twenty
+    gets a threshold at an end of its reachable range (a constant channel). Directions are
+    random.
+    """
+    if calibration is None:
+        calibration = (rng.random((64,) + arch.input_shape) < 0.5).astype(np.uint8)
+    x = np.asarray(calibration).reshape((len(calibration),) + arch.input_shape)
+    domain = Domain.UNIPOLAR
     layers = []
-    for i in range(len(arch.layers)):
+    for i, spec in enumerate(arch.layers):
         w = rng.choice(np.array([-1, 1], np.int8), size=arch.weight_shape(i))
+        if spec.kind == "conv":
+            a = np.moveaxis(binary_conv2d(x, w, spec.padding, domain), 1, -1)
+        else:
+            x = flatten(x) if x.ndim > 2 else x
+            a = binary_dense(x, w, domain)
         if i == len(arch.layers) - 1:
             layers.append(Layer(w, None))
             break
         lo, hi = preactivation_range(arch, i, w)
-        t = rng.integers((3 * lo + hi) // 4, (lo + 3 * hi) // 4, endpoint=True)
-        ends = rng.random(len(t)) < 0.05
-        t = np.where(ends, np.where(rng.random(len(t)) < 0.5, lo, hi), t)
-        layers.append(Layer(w, FoldedThreshold(t, rng.random(len(t)) < 0.5)))
+        median = np.median(a.reshape(-1, spec.out), axis=0).astype(np.int64)
+        t = median + rng.integers(-1, 1, size=spec.out, endpoint=True)
+        ends = rng.random(spec.out) < 0.05
+        t = np.clip(np.where(ends, np.where(rng.random(spec.out) < 0.5, lo, hi), t), lo, hi)
+        folded = FoldedThreshold(t, rng.random(spec.out) < 0.5)
+        layers.append(Layer(w, folded))
+        bits = folded.bits(a)
+        if spec.kind == "conv":
+            bits = np.moveaxis(bits, -1, 1)
+            if spec.pool > 1:
+                bits = maxpool2d(bits, spec.pool)
+        x, domain = (2 * bits.astype(np.int8) - 1).astype(np.int8), Domain.BIPOLAR
     return BnnModel(arch, layers, metadata={"random": True})

@@ -74,8 +74,8 @@ def test_network_on_rtl(name, simulator, images, offset, seed, build_root, recor
 def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, record_property):
     """A seeded random CNN on 16x8 arrays with 3-bit ADCs: row tiles that split window
     positions (shifted gathers), pooling that crops a 9x7 map, several column tiles into a
-    dense layer, and ADC saturation -- checked against the mapped golden model, which models
-    saturation exactly."""
+    dense layer, ADC saturation and tied class scores -- checked against the mapped golden
+    model, which models saturation exactly."""
     require_simulator(simulator)
     assert not CORE_SETS["tiny_16x8"].chip.adc_exact
     gen = _generate("tiny_16x8", build_root, seed, simulator)
@@ -83,6 +83,7 @@ def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, recor
     _report(run, record_property, simulator)
     assert run.result.ok, run.result.summary()
     assert run.summary["mismatches"] == 0 and run.summary["images"] == 40
+    assert run.summary["score_ties"] > 0, "no image exercised the argmax tie rule"
 
 
 @pytest.mark.slow

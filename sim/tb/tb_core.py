@@ -139,6 +139,8 @@ async def network_matches_golden(dut):
         "layer_checks": check_layers,
         "rtl_accuracy": float(np.mean(np.array(predictions) == labels)) if labels is not None else None,
         "golden_accuracy": float(np.mean(golden.predictions == labels)) if labels is not None else None,
+        "score_ties": int(np.sum((golden.scores == golden.scores.max(axis=1, keepdims=True))
+                                 .sum(axis=1) > 1)),
         "cycles_per_image": float(np.median(steady)),
         "min_cycles_per_image": params.analytical_cycles_per_image,
         "sim_wall_s": wall, "images_per_s": count / wall if wall > 0 else None,
