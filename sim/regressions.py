@@ -185,7 +185,7 @@ CROSSBAR_SETS = {
     "diff_16x8_adc3": (ChipConfig(16, 8, mapping="differential", adc_bits=3), 3),
     "ref_16x8_adc3": (ChipConfig(16, 8, mapping="reference_column", adc_bits=3), 3),
     "diff_128x128": (ChipConfig(128, 128), 2),
-    "ref_37x64": (ChipConfig(37, 64, mapping="reference_column"), 2),
+    "ref_37x13": (ChipConfig(37, 13, mapping="reference_column"), 2),   # 13: not a multiple of 8
 }
 
 

