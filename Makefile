@@ -12,7 +12,7 @@ demo: bootstrap
 # Default regression: golden unit/property tests, HDL generation and cocotb runs on Icarus and
 # Verilator. Two workers match the two cores of the reference machine.
 test: bootstrap
-	@$(PY) -m pytest -n 2 -m "not slow"
+	@$(PY) -m pytest -n 2 -m "not slow" --durations=12
 
 test-long: bootstrap
 	@$(PY) -m pytest -n 2 -m slow

@@ -83,7 +83,7 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        mapped, chip, shape = self.mapped, self.mapped.chip, self.shape
+        mapped, shape = self.mapped, self.shape
         layers = mapped.layers
         buffers = buffer_shapes(mapped)
         entries = entry_base(mapped)

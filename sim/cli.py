@@ -122,10 +122,9 @@ def _cmd_demo(args) -> int:
 
 def _run_inference(model, config, sim, images, offset, check_layers, build, seed,
                    quiet=True) -> dict:
-    """Generate (or reuse, if unchanged) the hardware of ``model`` and run ``images`` images
+    """Generate the hardware of ``model`` and run ``images`` images
     through it on ``sim``; ``golden`` runs the mapped golden model instead."""
     import hashlib
-    import json as _json
 
     import numpy as np
 
@@ -159,8 +158,9 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
     key = hashlib.sha256(model_path.read_bytes() + repr(chip).encode()).hexdigest()[:12]
     gen_dir = Path(build) / f"{model_path.stem}-{key}"
     t0 = time.perf_counter()
-    if not (gen_dir / "manifest.json").exists():
-        generate_model(model_path, chip, gen_dir)
+    # Always regenerated (a few seconds): a directory left by an older mbnn would otherwise
+    # be simulated in place of what this version generates.
+    generate_model(model_path, chip, gen_dir)
     gen_s = time.perf_counter() - t0
     run = run_core(gen_dir, sim, Path(build) / "sim", gen_dir.name, images, offset=offset,
                    check_layers=check_layers, seed=seed)

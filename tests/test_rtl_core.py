@@ -4,7 +4,6 @@ score and every hidden layer's output bits."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from golden.chip import ChipConfig
