@@ -12,13 +12,18 @@ from .accumulator import AccumulatorParams, signed_bits
 from .mapping import MappedModel
 from .schedule import buffer_shapes, check_hardware_mappable, command_shape, entry_base
 
-__all__ = ["CoreParams", "WRITEBACK_LATENCY"]
+__all__ = ["CoreParams", "WRITEBACK_LATENCY", "IMAGE_TURNAROUND"]
 
 # Cycles from a command entering the core to its write-back being visible to a later command's
 # gather: crossbar port register, crossbar read, accumulator, binarize register, buffer write.
 # The sequencer idles this many cycles minus one between layers (periphery.core documents the
 # stages).
 WRITEBACK_LATENCY = 5
+
+# Cycles from the last array read of one image to the first of the next, when the result is
+# taken in the cycle after it appears and the next image is already loaded: 4 until the result
+# register is valid, 1 for the result handshake, 1 for the sequencer to load its first command.
+IMAGE_TURNAROUND = 6
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +136,22 @@ class CoreParams:
         """Array reads per image: one read port, so no schedule can use fewer cycles."""
         return self.mapped.reads_per_image
 
+    @property
+    def compute_cycles_per_image(self) -> int:
+        """Steady-state cycles per image while loading the input is hidden behind layers >= 1
+        (true for the shipped models): array reads, a layer gap at each layer boundary, and
+        the image turnaround. With a tiny model whose input takes longer to load than its
+        layers >= 1 take to run, the input stream sets the pace instead."""
+        layers = len(self.mapped.layers)
+        return self.mapped.reads_per_image + (layers - 1) * self.layer_gap + IMAGE_TURNAROUND
+
+    @property
+    def input_hidden(self) -> bool:
+        """Whether the next image's input words load while the current image runs layers
+        >= 1 (one word per cycle)."""
+        later = self.mapped.reads_per_image - self.mapped.layers[0].reads
+        return self.buffers[0].depth < later
+
     def describe(self) -> dict:
         """JSON-able summary (manifest, generated-file header)."""
         chip = self.chip
@@ -138,4 +159,5 @@ class CoreParams:
                 "adc_bits": chip.adc_bits, "tiles": self.mapped.tiles,
                 "layers": len(self.mapped.layers), "reads_per_image": self.mapped.reads_per_image,
                 "acc_bits": self.accumulator.acc_bits, "layer_gap": self.layer_gap,
+                "compute_cycles_per_image": self.compute_cycles_per_image,
                 "buffers": [[b.word_bits, b.depth] for b in self.buffers]}
