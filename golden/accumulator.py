@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_int
+
 __all__ = ["AccumulatorParams", "AccumulatorModel", "signed_bits"]
 
 
@@ -28,13 +30,6 @@ def signed_bits(lo: int, hi: int) -> int:
     while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
         bits += 1
     return bits
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo \
-            or (hi is not None and value > hi):
-        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {span}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -62,11 +57,11 @@ class AccumulatorParams:
     entries: int
 
     def __post_init__(self):
-        _check_int("lanes", self.lanes, 1, 4096)
-        _check_int("code_bits", self.code_bits, 2, 24)
-        _check_int("max_terms", self.max_terms, 1, 1 << 20)
-        _check_int("bias_max", self.bias_max, 0, 1 << 40)
-        _check_int("entries", self.entries, 1, 1 << 16)
+        check_int("lanes", self.lanes, 1, 4096)
+        check_int("code_bits", self.code_bits, 2, 24)
+        check_int("max_terms", self.max_terms, 1, 1 << 20)
+        check_int("bias_max", self.bias_max, 0, 1 << 40)
+        check_int("entries", self.entries, 1, 1 << 16)
 
     @property
     def code_min(self) -> int:

@@ -10,6 +10,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .checks import check_int
+
 __all__ = ["ChipConfig", "MAPPING_SCHEMES", "load_chip_config"]
 
 # "differential": each weight is a conductance pair (G+, G-), the column current difference is
@@ -17,11 +19,6 @@ __all__ = ["ChipConfig", "MAPPING_SCHEMES", "load_chip_config"]
 # column; the difference to the reference gives the same sum. Digitally both deliver the signed
 # column sum; they differ in the analog models (cells per weight, reference error).
 MAPPING_SCHEMES = ("differential", "reference_column")
-
-
-def _int_in(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -52,15 +49,15 @@ class ChipConfig:
     clock_mhz: float = 100.0
 
     def __post_init__(self):
-        _int_in("rows", self.rows, 1, 65536)
-        _int_in("columns", self.columns, 1, 65536)
-        _int_in("arrays", self.arrays, 1, 4096)
+        check_int("rows", self.rows, 1, 65536)
+        check_int("columns", self.columns, 1, 65536)
+        check_int("arrays", self.arrays, 1, 4096)
         if self.mapping not in MAPPING_SCHEMES:
             raise ValueError(f"mapping must be one of {', '.join(MAPPING_SCHEMES)}, "
                              f"not {self.mapping!r}")
         if self.adc_bits is None:
             object.__setattr__(self, "adc_bits", self.exact_adc_bits)
-        _int_in("adc_bits", self.adc_bits, 2, 24)
+        check_int("adc_bits", self.adc_bits, 2, 24)
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) \
                 or not 0 < self.clock_mhz <= 10000:
             raise ValueError(f"clock_mhz must be a number in (0, 10000], not {self.clock_mhz!r}")

@@ -81,9 +81,11 @@ class CoreParams:
                                  max_terms=max(l.row_tiles for l in self.mapped.layers),
                                  bias_max=bias_max, entries=len(self.entries))
 
-    def _lanes(self, layer, ct, values, fill):
+    def _lanes(self, ct, values):
+        """Column tile ``ct`` of per-channel ``values`` as one value per lane, 0 past the
+        layer's channels."""
         cols = self.chip.columns
-        out = np.full(cols, fill, np.int64)
+        out = np.zeros(cols, np.int64)
         part = values[ct * cols:(ct + 1) * cols]
         out[:len(part)] = part
         return out
@@ -94,7 +96,7 @@ class CoreParams:
         bias, double = [], []
         for li, ct in self.entries:
             layer = self.mapped.layers[li]
-            bias.append(self._lanes(layer, ct, layer.correction_bias, 0).tolist())
+            bias.append(self._lanes(ct, layer.correction_bias).tolist())
             double.append(layer.correction_scale == 2)
         return bias, double
 
@@ -119,11 +121,11 @@ class CoreParams:
             t = layer.threshold
             # Every `a` the accumulator can produce lies in [lo, hi] (narrower than the model's
             # range when ADCs saturate), where `a >= T` equals `a >= clip(T, lo, hi + 1)`.
-            th = np.clip(self._lanes(layer, ct, t.threshold, 0), lo, hi + 1)
+            th = np.clip(self._lanes(ct, t.threshold), lo, hi + 1)
             rows.append({
                 "threshold": th.tolist(),
-                "invert": self._lanes(layer, ct, t.invert.astype(np.int64), 0).tolist(),
-                "enable": self._lanes(layer, ct, np.ones(layer.out_channels, np.int64), 0).tolist(),
+                "invert": self._lanes(ct, t.invert.astype(np.int64)).tolist(),
+                "enable": self._lanes(ct, np.ones(layer.out_channels, np.int64)).tolist(),
             })
         return rows
 

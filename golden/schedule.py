@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bn_fold import FoldedThreshold
 from .bnn import argmax_class
 from .chip import ChipConfig
 from .mapping import MappedLayer, MappedModel, crossbar_read, output_positions
@@ -244,7 +245,7 @@ def execute(mapped: MappedModel, image_bits: np.ndarray, cmds: list[Command] | N
             scores = a if scores is None or cmd.ct == 0 else np.concatenate([scores, a])
             continue
         th = layer.threshold
-        bits = ((a >= th.threshold[c0:c1]) ^ th.invert[c0:c1]).astype(np.uint8)
+        bits = FoldedThreshold(th.threshold[c0:c1], th.invert[c0:c1]).bits(a)
         width = layer.chunk_bits(chip)
         chunk = np.zeros(width, np.uint8)
         chunk[:len(bits)] = bits

@@ -67,6 +67,19 @@ def result_layout(params: CoreParams) -> data.StructLayout:
     })
 
 
+def _external_members(params: CoreParams) -> dict:
+    """Ports of the core that ``BnnSystem`` also has (everything but the crossbar port)."""
+    s = params.command_shape
+    return {
+        "i": In(stream.Signature(unsigned(params.buffers[0].word_bits))),
+        "o": Out(stream.Signature(result_layout(params))),
+        "dbg_buffer": In(s.layer_bits),
+        "dbg_addr": In(s.addr_bits),
+        "dbg_data": Out(max(b.word_bits for b in params.buffers)),
+        "active": Out(1),
+    }
+
+
 def _threshold_layout(params: CoreParams) -> data.StructLayout:
     lanes, width = params.chip.columns, params.threshold_bits
     return data.StructLayout({"threshold": data.ArrayLayout(signed(width), lanes),
@@ -91,16 +104,7 @@ class BnnCore(wiring.Component):
 
     def __init__(self, params: CoreParams):
         self.params = params
-        s = params.command_shape
-        super().__init__({
-            "i": In(stream.Signature(unsigned(params.buffers[0].word_bits))),
-            "o": Out(stream.Signature(result_layout(params))),
-            "xb": Out(crossbar_signature(params)),
-            "dbg_buffer": In(s.layer_bits),
-            "dbg_addr": In(s.addr_bits),
-            "dbg_data": Out(max(b.word_bits for b in params.buffers)),
-            "active": Out(1),
-        })
+        super().__init__({**_external_members(params), "xb": Out(crossbar_signature(params))})
 
     def elaborate(self, platform):
         m = Module()
@@ -262,15 +266,7 @@ class BnnSystem(wiring.Component):
         self.params = params
         self.g_unit_s, self.v_read_v = float(g_unit_s), float(v_read_v)
         self.gpos_file, self.gneg_file = gpos_file, gneg_file
-        s = params.command_shape
-        super().__init__({
-            "i": In(stream.Signature(unsigned(params.buffers[0].word_bits))),
-            "o": Out(stream.Signature(result_layout(params))),
-            "dbg_buffer": In(s.layer_bits),
-            "dbg_addr": In(s.addr_bits),
-            "dbg_data": Out(max(b.word_bits for b in params.buffers)),
-            "active": Out(1),
-        })
+        super().__init__(_external_members(params))
 
     def elaborate(self, platform):
         from amaranth.hdl import ClockSignal, Instance

@@ -32,8 +32,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.mapping import MappedModel
-from golden.schedule import (WriteMode, buffer_shapes, command_shape, entry_base,
-                             layer_schedule)
+from golden.schedule import WriteMode, command_shape, entry_base, layer_schedule
 
 __all__ = ["Sequencer", "command_layout"]
 
@@ -85,7 +84,6 @@ class Sequencer(wiring.Component):
         m = Module()
         mapped, shape = self.mapped, self.shape
         layers = mapped.layers
-        buffers = buffer_shapes(mapped)
         entries = entry_base(mapped)
         dim = max(max(l.out_height, l.out_width) for l in layers)
 
@@ -140,7 +138,7 @@ class Sequencer(wiring.Component):
                     ]
                     self._gather(m, cmd, lay, rt, oy, ox, coord)
                     if not final:
-                        self._write_target(m, cmd, lay, layers[li + 1], buffers[li + 1], oy, ox, ct,
+                        self._write_target(m, cmd, lay, layers[li + 1], oy, ox, ct,
                                            rt_last)
                     with m.If(take):
                         m.d.sync += rt.eq(rt + 1)
@@ -196,7 +194,7 @@ class Sequencer(wiring.Component):
                     with m.Case(r):
                         m.d.sync += cmd.shift.eq(sched.shift[r])
 
-    def _write_target(self, m, cmd, lay, nxt, buf, oy, ox, ct, rt_last):
+    def _write_target(self, m, cmd, lay, nxt, oy, ox, ct, rt_last):
         chip = self.mapped.chip
         p = lay.pool
         hp, wp = lay.out_height // p, lay.out_width // p

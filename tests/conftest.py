@@ -62,3 +62,18 @@ def pytest_terminal_summary(terminalreporter):
         for sim, (passed, failed, builds) in sorted(totals.items()):
             terminalreporter.write_line(f"{sim}: {passed} passed, {failed} failed "
                                         f"in {builds} builds")
+
+
+def check_cocotb_run(result, record_property, tests: int | None = None) -> None:
+    """Print and record a cocotb run (for the per-simulator summary), then require it passed
+    and, if ``tests`` is given, that exactly that many cocotb tests ran -- guarding against a
+    test silently dropping out of a module (e.g. a decorator lost in an edit)."""
+    print(result.summary())
+    for outcome in result.outcomes:
+        print(f"  cocotb {outcome.name}: {'PASS' if outcome.passed else 'FAIL'}")
+    record_property("cocotb_simulator", result.simulator)
+    record_property("cocotb_passed", result.passed)
+    record_property("cocotb_failed", result.failed)
+    assert result.ok, result.summary()
+    if tests is not None:
+        assert len(result.outcomes) == tests, f"{len(result.outcomes)} cocotb tests ran, not {tests}"

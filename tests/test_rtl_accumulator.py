@@ -5,7 +5,7 @@ import pytest
 
 from sim.regressions import ACCUMULATOR_SETS, run_accumulator
 
-from conftest import require_simulator
+from conftest import check_cocotb_run, require_simulator
 
 
 @pytest.mark.rtl
@@ -14,11 +14,5 @@ from conftest import require_simulator
 def test_accumulator_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
     result = run_accumulator(name, ACCUMULATOR_SETS[name], simulator, build_root, seed=seed)
-    print(result.summary())
-    for outcome in result.outcomes:
-        print(f"  cocotb {outcome.name}: {'PASS' if outcome.passed else 'FAIL'}")
-    record_property("cocotb_simulator", simulator)
-    record_property("cocotb_passed", result.passed)
-    record_property("cocotb_failed", result.failed)
-    assert result.ok, result.summary()
-    assert len(result.outcomes) == 6, "a cocotb test was not run"   # 4 traffic mixes + 2
+    # 4 traffic mixes of random_runs + range_extremes + throughput_and_latency
+    check_cocotb_run(result, record_property, tests=6)

@@ -13,7 +13,7 @@ from golden.model import save_model
 from periphery.generate_model import generate_model
 from sim.regressions import CORE_SETS, run_core
 
-from conftest import require_simulator
+from conftest import check_cocotb_run, require_simulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,12 +42,9 @@ def _generate(name: str, build_root: Path, seed: int, tag: str) -> Path:
     return out
 
 
-def _report(run, record_property, simulator):
-    print(run.result.summary())
+def _report(run, record_property):
     print(run.summary)
-    record_property("cocotb_simulator", simulator)
-    record_property("cocotb_passed", run.result.passed)
-    record_property("cocotb_failed", run.result.failed)
+    check_cocotb_run(run.result, record_property, tests=1)
 
 
 @pytest.mark.rtl
@@ -59,8 +56,7 @@ def test_network_on_rtl(name, simulator, images, offset, seed, build_root, recor
     gen = _generate(name, build_root, seed, tag)
     run = run_core(gen, simulator, build_root, f"{name}-{offset}", images, offset=offset,
                    seed=seed)
-    _report(run, record_property, simulator)
-    assert run.result.ok, run.result.summary()
+    _report(run, record_property)
     s = run.summary
     assert s["images"] == images and s["offset"] == offset
     assert s["mismatches"] == 0 and s["layer_checks"]
@@ -84,8 +80,7 @@ def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, recor
     assert not CORE_SETS["tiny_16x8"].chip.adc_exact
     gen = _generate("tiny_16x8", build_root, seed, simulator)
     run = run_core(gen, simulator, build_root, "tiny_16x8", 40, dataset="random", seed=seed)
-    _report(run, record_property, simulator)
-    assert run.result.ok, run.result.summary()
+    _report(run, record_property)
     assert run.summary["mismatches"] == 0 and run.summary["images"] == 40
     assert run.summary["score_ties"] > 0, "no image exercised the argmax tie rule"
 
@@ -97,8 +92,8 @@ def test_all_mnist_test_images_on_verilator(seed, build_root, record_property):
     require_simulator("verilator")
     gen = _generate("mlp_128x128", build_root, seed, "verilator-10k")
     run = run_core(gen, "verilator", build_root, "mlp_10k", 10000, seed=seed)
-    _report(run, record_property, "verilator")
-    assert run.result.ok and run.summary["mismatches"] == 0
+    _report(run, record_property)
+    assert run.summary["mismatches"] == 0 and run.summary["images"] == 10000
 
 
 def test_generated_directory_is_deterministic(tmp_path):

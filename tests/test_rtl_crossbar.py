@@ -8,7 +8,7 @@ import pytest
 from golden.conductance import IdealDevice, hex_lines, program_tiles
 from sim.regressions import CROSSBAR_SETS, run_crossbar
 
-from conftest import require_simulator
+from conftest import check_cocotb_run, require_simulator
 
 
 @pytest.mark.rtl
@@ -17,11 +17,7 @@ from conftest import require_simulator
 def test_crossbar_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
     result = run_crossbar(name, simulator, build_root, seed=seed)
-    print(result.summary())
-    record_property("cocotb_simulator", simulator)
-    record_property("cocotb_passed", result.passed)
-    record_property("cocotb_failed", result.failed)
-    assert result.ok and len(result.outcomes) == 1, result.summary()
+    check_cocotb_run(result, record_property, tests=1)
 
 
 @pytest.mark.parametrize("mapping", ["differential", "reference_column"])

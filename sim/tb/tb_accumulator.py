@@ -12,14 +12,14 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.accumulator import AccumulatorModel, AccumulatorParams
 from periphery.accumulator import input_layout, output_layout
 from sim.payload import PayloadCodec
 from sim.scoreboard import InOrderScoreboard
 from sim.streams import StreamSink, StreamSource
+from sim.tb_base import ClockedStreamTB
 
 _CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 PARAMS = AccumulatorParams(**_CONFIG["params"])
@@ -27,11 +27,12 @@ with open(_CONFIG["table"]) as _f:
     TABLE = json.load(_f)
 
 
-class AccumulatorTB:
+class AccumulatorTB(ClockedStreamTB):
     """Clock, reset, stream driver and monitor, golden twin and scoreboard."""
 
     def __init__(self, dut, idle_probability: float = 0.0, backpressure_probability: float = 0.0):
-        self.dut, self.params = dut, PARAMS
+        super().__init__(dut)
+        self.params = PARAMS
         self.seed = cocotb.RANDOM_SEED
         dut._log.info("test seed %d (global seed %s)", self.seed,
                       os.environ.get("COCOTB_RANDOM_SEED", "?"))
@@ -39,7 +40,6 @@ class AccumulatorTB:
         self.np_rng = np.random.default_rng(self.seed)
         self.model = AccumulatorModel(PARAMS, np.array(TABLE["bias"]), np.array(TABLE["double"]))
         self.scoreboard = InOrderScoreboard("accumulator", dut._log)
-        self.cycle = 0
         self.accept_cycles: list[int] = []
         self.output_cycles: list[int] = []
         self.observed_values: set[int] = set()
@@ -48,7 +48,6 @@ class AccumulatorTB:
         self.sink = StreamSink(dut, "o", dut.clk, PayloadCodec(output_layout(PARAMS)),
                                self.rng, backpressure_probability, on_beat=self._on_output,
                                reset=dut.rst)
-        dut.rst.value = 1
 
     def _on_accept(self, beat: dict) -> None:
         self.accept_cycles.append(self.cycle)
@@ -60,20 +59,6 @@ class AccumulatorTB:
         self.output_cycles.append(self.cycle)
         self.observed_values.update(beat["values"])
         self.scoreboard.observe(beat)
-
-    async def _count_cycles(self) -> None:
-        while True:
-            await FallingEdge(self.dut.clk)
-            self.cycle += 1
-
-    async def start(self) -> None:
-        Clock(self.dut.clk, 10, unit="ns").start()
-        cocotb.start_soon(self._count_cycles())
-        await FallingEdge(self.dut.clk)
-        await ClockCycles(self.dut.clk, 2, rising=False)
-        self.dut.rst.value = 0
-        cocotb.start_soon(self.source.run())
-        cocotb.start_soon(self.sink.run())
 
     def runs(self, count: int, extremes: float = 0.1) -> list[dict]:
         """``count`` runs of 1..max_terms beats with random entries; a fraction of runs are

@@ -11,7 +11,6 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 from golden.bn_binarize import BNBinarizeModel, BNBinarizeParams
@@ -21,15 +20,17 @@ from sim.payload import PayloadCodec
 from sim.scoreboard import InOrderScoreboard
 from sim.stimulus import random_batchnorm
 from sim.streams import StreamSink, StreamSource
+from sim.tb_base import ClockedStreamTB
 
 PARAMS = BNBinarizeParams(**json.loads(os.environ["MBNN_PARAMS"]))
 
 
-class BNBinarizeTB:
+class BNBinarizeTB(ClockedStreamTB):
     """Clock, reset, table loader, stream driver and monitor, golden model and scoreboard."""
 
     def __init__(self, dut, idle_probability: float = 0.0, backpressure_probability: float = 0.0):
-        self.dut, self.params = dut, PARAMS
+        super().__init__(dut)
+        self.params = PARAMS
         self.seed = cocotb.RANDOM_SEED
         global_seed = os.environ.get("COCOTB_RANDOM_SEED", "?")
         dut._log.info("test seed %d, derived from global seed %s and the test name; replay "
@@ -38,7 +39,6 @@ class BNBinarizeTB:
         self.np_rng = np.random.default_rng(self.seed)
         self.model = BNBinarizeModel(self.params)
         self.scoreboard = InOrderScoreboard("bn_binarize", dut._log)
-        self.cycle = 0
         self.accept_cycles: list[int] = []
         self.output_cycles: list[int] = []
         self.source = StreamSource(dut, "i", dut.clk, PayloadCodec(input_layout(self.params)),
@@ -47,7 +47,6 @@ class BNBinarizeTB:
                                self.rng, backpressure_probability, on_beat=self._on_output,
                                reset=dut.rst)
         dut.cfg__en.value = 0
-        dut.rst.value = 1
 
     def _on_accept(self, beat: dict) -> None:
         self.accept_cycles.append(self.cycle)
@@ -57,24 +56,6 @@ class BNBinarizeTB:
     def _on_output(self, beat: dict) -> None:
         self.output_cycles.append(self.cycle)
         self.scoreboard.observe(beat)
-
-    async def _count_cycles(self) -> None:
-        while True:
-            await FallingEdge(self.dut.clk)
-            self.cycle += 1
-
-    async def start(self) -> None:
-        Clock(self.dut.clk, 10, unit="ns").start()
-        cocotb.start_soon(self._count_cycles())
-        await self.reset()
-        cocotb.start_soon(self.source.run())
-        cocotb.start_soon(self.sink.run())
-
-    async def reset(self, cycles: int = 2) -> None:
-        await FallingEdge(self.dut.clk)
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, cycles, rising=False)
-        self.dut.rst.value = 0
 
     async def load(self, folded: FoldedThreshold) -> None:
         """Write the whole table, one entry per cycle, while the block is idle."""

@@ -16,7 +16,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 from golden.mapping import compile_model
-from golden.schedule import commands
+from golden.schedule import commands, entry_base
 from periphery.sequencer import command_layout
 from sim.payload import PayloadCodec
 from sim.regressions import CORE_SETS
@@ -28,6 +28,7 @@ MAPPED = compile_model(CORE.load(_CONFIG["model_seed"]), CORE.chip)
 LAYER_GAP = _CONFIG["layer_gap"]
 CODEC = PayloadCodec(command_layout(MAPPED))
 SLOTS = CODEC.fields["slot_addr"][3]
+ENTRY_BASE = entry_base(MAPPED)
 
 
 def expected_payload(cmd) -> dict:
@@ -35,7 +36,7 @@ def expected_payload(cmd) -> dict:
     addrs = list(cmd.slot_addr) + [-1] * (SLOTS - len(cmd.slot_addr))
     layer = MAPPED.layers[cmd.layer]
     return {"layer": cmd.layer, "tile": cmd.tile,
-            "entry": sum(l.column_tiles for l in MAPPED.layers[:cmd.layer]) + cmd.ct,
+            "entry": ENTRY_BASE[cmd.layer] + cmd.ct,
             "first": int(cmd.first), "last": int(cmd.last), "final": int(layer.is_output),
             "slot_addr": [max(a, 0) for a in addrs], "slot_valid": [int(a >= 0) for a in addrs],
             "shift": cmd.shift, "write_mode": cmd.write_mode, "write_addr": cmd.write_addr,
