@@ -1,4 +1,4 @@
-"""Chip configuration: crossbar arrays, weight mapping scheme, ADC, clock.
+"""Chip configuration: crossbar arrays, weight mapping scheme, device, ADC, clock.
 
 Loaded from TOML (see ``configs/chip.toml``) and validated with messages that name the bad
 value. Derived quantities (ADC code range, tiles per layer) are properties, never settings.
@@ -10,6 +10,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .analog.adc import Adc
+from .analog.devices import Device, IdealDevice, device_from_record
 from .checks import check_int
 
 __all__ = ["ChipConfig", "MAPPING_SCHEMES", "load_chip_config"]
@@ -32,13 +34,27 @@ class ChipConfig:
     mapping : str
         Weight mapping scheme, one of :data:`MAPPING_SCHEMES`.
     adc_bits : int, optional
-        Resolution of the column ADCs. The code is the signed column sum in units of one
-        weight, saturating at ``[-2**(bits-1), 2**(bits-1) - 1]``. Default: just enough bits
-        for ``[-rows, rows]``, i.e. exact.
+        Resolution of the column ADCs: signed codes in ``[-2**(bits-1), 2**(bits-1) - 1]``.
+        Default: just enough bits for ``[-rows, rows]``.
     arrays : int
         Physical arrays on the chip (tiles beyond this are time-multiplexed).
     clock_mhz : float
         Digital clock frequency.
+    adc_full_scale : float, optional
+        Column-sum magnitude, in weight units, at which the ADC saturates (code
+        ``2**(adc_bits-1)``). Default ``2**(adc_bits-1)``: an LSB of exactly one weight, so a
+        code is the signed column sum -- with the default ``adc_bits``, exact.
+    adc_gain_dtod, adc_offset_dtod_lsb : float
+        Per-column gain error (relative) and offset error (LSB) of the ADCs, standard
+        deviations; the errors are drawn once per chip (:meth:`golden.analog.adc.Adc.draw_errors`).
+        Default 0.
+    device : Device, str or mapping, optional
+        The memristive device (:mod:`golden.analog.devices`): a Device, a preset name, or a
+        record ``{"preset": name, **parameters}`` (the ``[device]`` TOML table). Default: the
+        ideal preset.
+
+    The RTL path (``mbnn generate``) and the golden mapped read support the ideal device and
+    the exact ADC only so far; :meth:`non_ideal_settings` names what a chip needs beyond that.
     """
 
     rows: int = 128
@@ -47,6 +63,10 @@ class ChipConfig:
     adc_bits: int | None = None
     arrays: int = 4
     clock_mhz: float = 100.0
+    adc_full_scale: float | None = None
+    adc_gain_dtod: float = 0.0
+    adc_offset_dtod_lsb: float = 0.0
+    device: Device = IdealDevice()
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 65536)
@@ -58,6 +78,15 @@ class ChipConfig:
         if self.adc_bits is None:
             object.__setattr__(self, "adc_bits", self.exact_adc_bits)
         check_int("adc_bits", self.adc_bits, 2, 24)
+        try:
+            adc = Adc(self.adc_bits, self.adc_full_scale, self.adc_gain_dtod,
+                      self.adc_offset_dtod_lsb)
+        except ValueError as exc:            # Adc names its fields; here they are adc_*
+            raise ValueError(f"adc_{exc}") from None
+        object.__setattr__(self, "adc_full_scale", adc.full_scale)
+        object.__setattr__(self, "adc_gain_dtod", adc.gain_dtod)
+        object.__setattr__(self, "adc_offset_dtod_lsb", adc.offset_dtod_lsb)
+        object.__setattr__(self, "device", device_from_record(self.device))
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) \
                 or not 0 < self.clock_mhz <= 10000:
             raise ValueError(f"clock_mhz must be a number in (0, 10000], not {self.clock_mhz!r}")
@@ -68,16 +97,41 @@ class ChipConfig:
         return self.rows.bit_length() + 1
 
     @property
+    def adc(self) -> Adc:
+        """The column ADC model (:class:`golden.analog.adc.Adc`) of these settings."""
+        return Adc(self.adc_bits, self.adc_full_scale, self.adc_gain_dtod,
+                   self.adc_offset_dtod_lsb)
+
+    @property
     def adc_min(self) -> int:
-        return -(1 << (self.adc_bits - 1))
+        return self.adc.code_min
 
     @property
     def adc_max(self) -> int:
-        return (1 << (self.adc_bits - 1)) - 1
+        return self.adc.code_max
 
     @property
     def adc_exact(self) -> bool:
-        return self.adc_min <= -self.rows and self.rows <= self.adc_max
+        """Every column sum of a full array is coded exactly: an ideal ADC (LSB of one weight,
+        no gain/offset error) whose range holds ``[-rows, rows]``."""
+        return self.adc.is_ideal and self.adc_min <= -self.rows and self.rows <= self.adc_max
+
+    def non_ideal_settings(self) -> list[str]:
+        """The settings, as ``"[table] key = value"`` phrases, that make this chip differ from
+        an ideal device with the exact ADC (empty for such a chip). The first is what
+        :func:`periphery.generate_model.generate_model` names when it refuses a chip."""
+        out = []
+        for name, value in self.device.non_ideal_parameters().items():
+            out.append(f"[device] preset = {self.device.preset!r} with {name} = {value!r}")
+        adc = self.adc
+        if not adc.unit_lsb:
+            out.append(f"[adc] full_scale = {adc.full_scale!r} (not "
+                       f"{float(1 << (adc.bits - 1))!r}, an LSB of one weight)")
+        if adc.gain_dtod:
+            out.append(f"[adc] gain_dtod = {adc.gain_dtod!r}")
+        if adc.offset_dtod_lsb:
+            out.append(f"[adc] offset_dtod_lsb = {adc.offset_dtod_lsb!r}")
+        return out
 
     def tiles(self, fan_in: int, out: int) -> tuple[int, int]:
         """(row tiles, column tiles) of a fan_in x out weight matrix."""
@@ -85,8 +139,10 @@ class ChipConfig:
 
 
 def load_chip_config(path: str | Path) -> ChipConfig:
-    """Read a chip configuration from TOML (flat keys or ``[array]``/``[adc]``/``[chip]``
-    tables); unknown keys are errors, so a typo cannot silently fall back to a default."""
+    """Read a chip configuration from TOML (flat keys or ``[array]``/``[adc]``/``[chip]``/
+    ``[device]`` tables); unknown keys are errors, so a typo cannot silently fall back to a
+    default. ``[device]`` holds ``preset`` (default ``"ideal"``) and any parameters of
+    :class:`golden.analog.devices.Device` overriding the preset's defaults."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"chip configuration not found: {path}")
@@ -96,12 +152,17 @@ def load_chip_config(path: str | Path) -> ChipConfig:
         raise ValueError(f"{path}: not valid TOML: {exc}") from exc
     flat: dict = {}
     sections = {"array": {"rows": "rows", "columns": "columns", "mapping": "mapping"},
-                "adc": {"bits": "adc_bits"}, "chip": {"arrays": "arrays", "clock_mhz": "clock_mhz"}}
+                "adc": {"bits": "adc_bits", "full_scale": "adc_full_scale",
+                        "gain_dtod": "adc_gain_dtod", "offset_dtod_lsb": "adc_offset_dtod_lsb"},
+                "chip": {"arrays": "arrays", "clock_mhz": "clock_mhz"}}
     known = {f.name for f in fields(ChipConfig)}
     for key, value in raw.items():
-        if isinstance(value, dict):
+        if key == "device" and isinstance(value, dict):
+            flat["device"] = dict(value)         # validated by ChipConfig
+        elif isinstance(value, dict):
             if key not in sections:
-                raise ValueError(f"{path}: unknown table [{key}]; expected {sorted(sections)}")
+                raise ValueError(f"{path}: unknown table [{key}]; expected "
+                                 f"{sorted([*sections, 'device'])}")
             for k, v in value.items():
                 if k not in sections[key]:
                     raise ValueError(f"{path}: unknown key {k!r} in [{key}]; expected "

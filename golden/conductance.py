@@ -9,8 +9,12 @@ that (reference column), so ``I / (V_read * G_unit)`` is the signed column sum t
 Cells that carry no weight (padded rows, unused rows and columns of a partly filled array) get
 equal conductances on both sides: they contribute no current difference.
 
-Devices here are ideal (every cell exactly at its target); non-ideal devices are a later stage
-of the same interface.
+These are the **target** conductances of the mapping. For an ideal device
+(:class:`golden.analog.devices.IdealDevice`, the ``ideal`` preset) they are the programmed
+conductances, bit for bit; a non-ideal device turns them into programmed cells with
+:meth:`golden.analog.devices.Device.program` (drawn once per programmed array). Level devices
+reach G_on and G_off, but not the reference-column target (G_on + G_off) / 2 unless it is one
+of their levels.
 """
 
 from __future__ import annotations
@@ -19,27 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .analog.devices import Device, IdealDevice
 from .mapping import MappedModel
 
 __all__ = ["IdealDevice", "ArrayConductances", "program", "program_tiles", "hex_lines"]
-
-
-@dataclass(frozen=True)
-class IdealDevice:
-    """Two-level device. Defaults are illustrative of filamentary RRAM (100 uS / 10 uS on/off,
-    0.2 V read), not a fitted device."""
-
-    g_on_s: float = 100e-6
-    g_off_s: float = 10e-6
-    v_read_v: float = 0.2
-
-    def __post_init__(self):
-        for name in ("g_on_s", "g_off_s", "v_read_v"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"{name} must be a positive finite number, not {v!r}")
-        if self.g_on_s <= self.g_off_s:
-            raise ValueError(f"g_on_s ({self.g_on_s}) must exceed g_off_s ({self.g_off_s})")
 
 
 @dataclass(frozen=True)
@@ -52,10 +39,12 @@ class ArrayConductances:
     v_read_v: float
 
 
-def program(mapped: MappedModel, device: IdealDevice = IdealDevice()) -> ArrayConductances:
+def program(mapped: MappedModel, device: Device | None = None) -> ArrayConductances:
     """Target conductances of every array of ``mapped`` (tile order of ``MappedLayer.tile_base``:
-    tile ``(rt, ct)`` of a layer is ``tile_base + ct * row_tiles + rt``)."""
+    tile ``(rt, ct)`` of a layer is ``tile_base + ct * row_tiles + rt``) for ``device``
+    (default: the chip's, ``mapped.chip.device``)."""
     chip = mapped.chip
+    device = chip.device if device is None else device
     weights = np.zeros((mapped.tiles, chip.rows, chip.columns), np.int8)
     used = np.zeros(weights.shape, bool)
     for layer in mapped.layers:
@@ -71,7 +60,7 @@ def program(mapped: MappedModel, device: IdealDevice = IdealDevice()) -> ArrayCo
 
 
 def program_tiles(weights: np.ndarray, used: np.ndarray, mapping: str,
-                  device: IdealDevice = IdealDevice()) -> ArrayConductances:
+                  device: Device = IdealDevice()) -> ArrayConductances:
     """Conductances of arrays holding ``weights`` (tiles, rows, columns) of -1/0/+1; cells
     where ``used`` is false, and weights of 0, carry no weight."""
     g_on, g_off = float(device.g_on_s), float(device.g_off_s)

@@ -1,12 +1,18 @@
 """``mbnn generate --model``: a trained model on a chip, as a directory of simulation inputs.
 
-Contents (all deterministic for the same model file, chip configuration and device):
+Contents (all deterministic for the same model file and chip configuration, which includes
+the device and the ADC):
 
 ``bnn_system.v``    the core and its crossbar instance, generated from Amaranth
 ``mbnn_crossbar.v`` the behavioural crossbar (hand-written, copied from ``rtl/analog``)
 ``gpos.hex``, ``gneg.hex``  per-cell conductances of every array (see golden.conductance)
 ``model.npz``       the model file the hardware was generated from (testbenches' golden)
-``manifest.json``   parameters, derived figures and the SHA-256 of every file above
+``manifest.json``   parameters (``chip``: the whole chip configuration, including the device
+                    preset with every parameter and the ADC settings), derived figures and the
+                    SHA-256 of every file above
+
+Only the ideal device and the exact ADC are supported so far (the behavioural crossbar is
+ideal); other chips are refused before anything is written.
 
 The directory appears complete or not at all: it is built beside the target and renamed into
 place.
@@ -24,7 +30,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from golden.chip import ChipConfig
-from golden.conductance import IdealDevice, hex_lines, program
+from golden.conductance import hex_lines, program
 from golden.core import CoreParams
 from golden.mapping import compile_model
 from golden.model import load_model
@@ -36,7 +42,8 @@ __all__ = ["generate_model", "CROSSBAR_SOURCE", "TOPLEVEL", "MANIFEST_FORMAT"]
 
 CROSSBAR_SOURCE = Path(__file__).resolve().parent.parent / "rtl" / "analog" / "mbnn_crossbar.v"
 TOPLEVEL = "bnn_system"
-MANIFEST_FORMAT = "mbnn-generated-1"
+# 2: the device record and the ADC settings moved into "chip" (a complete ChipConfig)
+MANIFEST_FORMAT = "mbnn-generated-2"
 
 
 def _sha256(path: Path) -> str:
@@ -47,16 +54,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path,
-                   device: IdealDevice = IdealDevice()) -> dict:
+def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path) -> dict:
     """Write the generated hardware of ``model_path`` on ``chip`` to ``out_dir`` and return
-    the manifest. Raises ``ValueError``/``ModelFormatError`` for inputs the core cannot take,
-    before anything is written."""
+    the manifest. Raises ``ValueError``/``ModelFormatError`` for inputs the core cannot take
+    (including a non-ideal device or ADC), before anything is written."""
+    unsupported = chip.non_ideal_settings()
+    if unsupported:
+        raise ValueError(f"{unsupported[0]} needs the non-ideal RTL crossbar, not yet supported")
     model_path, out_dir = Path(model_path), Path(out_dir)
     model = load_model(model_path)
     mapped = compile_model(model, chip)
     params = CoreParams(mapped)          # validates that the core can implement it
-    cond = program(mapped, device)
+    cond = program(mapped)
     system = BnnSystem(params, cond.g_unit_s, cond.v_read_v)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +84,6 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
             "model": {"file": "model.npz", "architecture": model.arch.name,
                       "source_name": model_path.name},
             "chip": asdict(chip),
-            "device": asdict(device),
             "crossbar": {"g_unit_s": cond.g_unit_s, "v_read_v": cond.v_read_v},
             "core": params.describe(),
             "analytical_cycles_per_image": params.analytical_cycles_per_image,
