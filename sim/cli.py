@@ -277,6 +277,77 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_spice_check(args) -> int:
+    import json
+
+    from golden.analog.parasitics import Parasitics
+    from sim.circuit.check import spice_check
+
+    result = spice_check(args.rows, args.cols,
+                         Parasitics(args.r_wire, args.r_source, args.r_sense),
+                         device_name=args.device, seed=args.seed, ngspice=args.ngspice,
+                         iv_v0_v=args.iv_v0, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(result.as_dict(), sort_keys=True))
+    else:
+        law = "sinh I-V" if result.nonlinear else "linear cells"
+        print(f"{result.rows}x{result.columns} array, device {result.device}, {law}, "
+              f"seed {result.seed}")
+        print(f"max_rel_err: {result.max_rel_err:.3e} (golden vs VACASK; tolerance "
+              f"{result.tolerance:g})")
+        if result.ngspice_max_rel_err is not None:
+            print(f"ngspice_max_rel_err: {result.ngspice_max_rel_err:.3e} (golden vs ngspice)")
+        print(f"golden: {result.golden_precompute_s:.3f} s precompute, "
+              f"{result.golden_read_s * 1e3:.3f} ms read, "
+              f"{result.precomputed_bytes / 2**20:.1f} MiB held")
+        print(f"vacask: {result.vacask_s:.3f} s per operating point")
+        if result.ngspice_s is not None:
+            print(f"ngspice: {result.ngspice_s:.3f} s per operating point")
+        print(f"ir_drop_v: {result.ir_drop_v:.6f} (worst cell, every row at V_read)")
+        print("RESULT " + ("PASS" if result.passed else "FAIL"))
+    return 0 if result.passed else 1
+
+
+def _ohms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a resistance in ohms, not {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite resistance >= 0 ohms, not {text}")
+    return value
+
+
+def _volts(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a voltage, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite voltage > 0, not {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite time > 0 s, not {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed >= 0, not {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -352,6 +423,28 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--json", action="store_true", help="print one JSON object")
     inf.set_defaults(func=_cmd_infer)
 
+    sc = sub.add_parser("spice-check", help="golden parasitic solver vs VACASK (and ngspice) "
+                                            "on one random programmed array")
+    sc.add_argument("--rows", type=_positive, required=True, help="word lines")
+    sc.add_argument("--cols", type=_positive, required=True, help="bit-line columns (cells)")
+    sc.add_argument("--r-wire", type=_ohms, default=2.0, metavar="OHM",
+                    help="wire resistance per cell segment (default 2)")
+    sc.add_argument("--r-source", type=_ohms, default=10.0, metavar="OHM",
+                    help="word-line driver resistance (default 10)")
+    sc.add_argument("--r-sense", type=_ohms, default=10.0, metavar="OHM",
+                    help="column sense resistance to virtual ground (default 10)")
+    sc.add_argument("--device", default="ideal", help="device preset programming the array")
+    sc.add_argument("--iv-v0", type=_volts, default=None, metavar="V",
+                    help="sinh I-V law with this characteristic voltage (default: the "
+                         "device's law)")
+    sc.add_argument("--ngspice", action="store_true",
+                    help="also solve the plain-resistor netlist in ngspice (linear cells)")
+    sc.add_argument("--seed", type=_seed, default=1)
+    sc.add_argument("--timeout", type=_seconds, default=600.0, metavar="S",
+                    help="time limit per simulator run (default 600)")
+    sc.add_argument("--json", action="store_true", help="print one JSON object")
+    sc.set_defaults(func=_cmd_spice_check)
+
     demo = sub.add_parser("demo", help="the README's main command")
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
@@ -374,14 +467,19 @@ def main(argv=None) -> int:
         parser.error(f"--offset must be >= 0, not {args.offset}")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:   # includes ModelFormatError, IdxFormatError
+    except (ValueError, FileNotFoundError, MemoryError) as exc:
+        # includes ModelFormatError, IdxFormatError, and solves refused for their memory
         print(f"mbnn: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a missing simulator is reported, not dumped
+        from sim.circuit import CircuitSimulationError
         from sim.toolchain import SimulatorMissing
         if isinstance(exc, SimulatorMissing):
             print(f"mbnn: error: {exc}", file=sys.stderr)
             return 3
+        if isinstance(exc, CircuitSimulationError):
+            print(f"mbnn: error: {exc}", file=sys.stderr)
+            return 4
         raise
 
 
