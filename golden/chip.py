@@ -7,11 +7,12 @@ value. Derived quantities (ADC code range, tiles per layer) are properties, neve
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from .analog.adc import Adc
 from .analog.devices import Device, IdealDevice, device_from_record
+from .analog.parasitics import Parasitics
 from .checks import check_int
 
 __all__ = ["ChipConfig", "MAPPING_SCHEMES", "load_chip_config"]
@@ -48,6 +49,9 @@ class ChipConfig:
         Per-column gain error (relative) and offset error (LSB) of the ADCs, standard
         deviations; the errors are drawn once per chip (:meth:`golden.analog.adc.Adc.draw_errors`).
         Default 0.
+    r_wire_ohm, r_source_ohm, r_sense_ohm : float
+        Parasitic resistance of every array, ohms (``[parasitics]`` table; see
+        :mod:`golden.analog.parasitics` for the network). Default 0: ideal wiring.
     device : Device, str or mapping, optional
         The memristive device (:mod:`golden.analog.devices`): a Device, a preset name, or a
         record ``{"preset": name, **parameters}`` (the ``[device]`` TOML table). Default: the
@@ -67,6 +71,9 @@ class ChipConfig:
     adc_gain_dtod: float = 0.0
     adc_offset_dtod_lsb: float = 0.0
     device: Device = IdealDevice()
+    r_wire_ohm: float = 0.0
+    r_source_ohm: float = 0.0
+    r_sense_ohm: float = 0.0
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 65536)
@@ -87,6 +94,9 @@ class ChipConfig:
         object.__setattr__(self, "adc_gain_dtod", adc.gain_dtod)
         object.__setattr__(self, "adc_offset_dtod_lsb", adc.offset_dtod_lsb)
         object.__setattr__(self, "device", device_from_record(self.device))
+        p = Parasitics(self.r_wire_ohm, self.r_source_ohm, self.r_sense_ohm)
+        for name in ("r_wire_ohm", "r_source_ohm", "r_sense_ohm"):
+            object.__setattr__(self, name, getattr(p, name))
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) \
                 or not 0 < self.clock_mhz <= 10000:
             raise ValueError(f"clock_mhz must be a number in (0, 10000], not {self.clock_mhz!r}")
@@ -95,6 +105,12 @@ class ChipConfig:
     def exact_adc_bits(self) -> int:
         """Smallest signed resolution holding every column sum of a full array, [-rows, rows]."""
         return self.rows.bit_length() + 1
+
+    @property
+    def parasitics(self) -> Parasitics:
+        """Wire, source and sense resistance of every array
+        (:class:`golden.analog.parasitics.Parasitics`)."""
+        return Parasitics(self.r_wire_ohm, self.r_source_ohm, self.r_sense_ohm)
 
     @property
     def adc(self) -> Adc:
@@ -116,6 +132,13 @@ class ChipConfig:
         no gain/offset error) whose range holds ``[-rows, rows]``."""
         return self.adc.is_ideal and self.adc_min <= -self.rows and self.rows <= self.adc_max
 
+    def ideal(self) -> "ChipConfig":
+        """The same arrays, mapping and ADC resolution with an ideal device, ideal wiring and
+        an ideal ADC: the chip this one would be without its analog non-idealities."""
+        return replace(self, device=IdealDevice(), adc_full_scale=None, adc_gain_dtod=0.0,
+                       adc_offset_dtod_lsb=0.0, r_wire_ohm=0.0, r_source_ohm=0.0,
+                       r_sense_ohm=0.0)
+
     def non_ideal_settings(self) -> list[str]:
         """The settings, as ``"[table] key = value"`` phrases, that make this chip differ from
         an ideal device with the exact ADC (empty for such a chip). The first is what
@@ -131,6 +154,9 @@ class ChipConfig:
             out.append(f"[adc] gain_dtod = {adc.gain_dtod!r}")
         if adc.offset_dtod_lsb:
             out.append(f"[adc] offset_dtod_lsb = {adc.offset_dtod_lsb!r}")
+        for name in ("r_wire_ohm", "r_source_ohm", "r_sense_ohm"):
+            if getattr(self, name):
+                out.append(f"[parasitics] {name} = {getattr(self, name)!r}")
         return out
 
     def tiles(self, fan_in: int, out: int) -> tuple[int, int]:
@@ -154,7 +180,8 @@ def load_chip_config(path: str | Path) -> ChipConfig:
     sections = {"array": {"rows": "rows", "columns": "columns", "mapping": "mapping"},
                 "adc": {"bits": "adc_bits", "full_scale": "adc_full_scale",
                         "gain_dtod": "adc_gain_dtod", "offset_dtod_lsb": "adc_offset_dtod_lsb"},
-                "chip": {"arrays": "arrays", "clock_mhz": "clock_mhz"}}
+                "chip": {"arrays": "arrays", "clock_mhz": "clock_mhz"},
+                "parasitics": {k: k for k in ("r_wire_ohm", "r_source_ohm", "r_sense_ohm")}}
     known = {f.name for f in fields(ChipConfig)}
     for key, value in raw.items():
         if key == "device" and isinstance(value, dict):

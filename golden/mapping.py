@@ -247,17 +247,21 @@ def crossbar_read(bits: np.ndarray, weights: np.ndarray, chip: ChipConfig) -> np
     return np.clip(s, chip.adc_min, chip.adc_max)
 
 
-def accumulate(bits: np.ndarray, layer: MappedLayer, chip: ChipConfig) -> np.ndarray:
+def accumulate(bits: np.ndarray, layer: MappedLayer, chip: ChipConfig, read=None) -> np.ndarray:
     """Pre-activations ``a`` (P, out) of a mapped layer from its crossbar-row inputs ``bits``
     (P, rows): ADC codes of every row tile summed per column, then the sign-constant
-    correction."""
+    correction. ``read(bits, layer, row_tile, column_tile)`` returns one tile's codes
+    (default: the ideal read, :func:`crossbar_read`)."""
     rows, out = layer.weights.shape
     s = np.zeros((bits.shape[0], out), np.int64)
     for r in range(layer.row_tiles):
         rsl = slice(r * chip.rows, min((r + 1) * chip.rows, rows))
         for c in range(layer.column_tiles):
             csl = slice(c * chip.columns, min((c + 1) * chip.columns, out))
-            s[:, csl] += crossbar_read(bits[:, rsl], layer.weights[rsl, csl], chip)
+            if read is None:
+                s[:, csl] += crossbar_read(bits[:, rsl], layer.weights[rsl, csl], chip)
+            else:
+                s[:, csl] += read(bits[:, rsl], layer, r, c)
     return layer.correction_scale * s - layer.correction_bias
 
 
@@ -280,10 +284,13 @@ def _model_order(layer: MappedLayer, chip: ChipConfig, flat: np.ndarray) -> np.n
     return x.reshape(len(flat), omap.channels)
 
 
-def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = False) -> Inference:
+def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = False,
+                 read=None) -> Inference:
     """Inference through the tiled arrays in the hardware layout; equals
     :func:`golden.model.infer` whenever the ADCs are exact (tested), and models their
-    saturation exactly when they are not. ``layer_bits`` are returned in the model's shapes."""
+    saturation exactly when they are not. ``layer_bits`` are returned in the model's shapes.
+    ``read`` replaces the ideal array read (see :func:`accumulate`; the programmed, non-ideal
+    chip's read is :func:`golden.analog.chip_state.analog_infer`)."""
     chip = mapped.chip
     n = len(pixels)
     first = mapped.layers[0].input_map
@@ -296,7 +303,7 @@ def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = Fa
         index = gather_rows(layer)                      # (pixels, rows), -1 = undriven
         padded = np.concatenate([buf, np.zeros((n, 1), np.uint8)], axis=1)
         rows_in = padded[:, index]                      # -1 picks the appended 0
-        a = accumulate(rows_in.reshape(-1, index.shape[1]), layer, chip)
+        a = accumulate(rows_in.reshape(-1, index.shape[1]), layer, chip, read)
         if layer.is_output:
             return Inference(scores=a.astype(np.int32), predictions=argmax_class(a),
                              layer_bits=kept)

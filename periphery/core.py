@@ -259,13 +259,19 @@ class BnnSystem(wiring.Component):
         The crossbar's weight unit and read voltage (:class:`golden.conductance.ArrayConductances`).
     gpos_file, gneg_file : str
         Conductance files as the simulator will find them (relative to its working directory).
+    adc_errors : bool
+        The crossbar loads per-column ADC gain and offset files (``adc_gain.hex``,
+        ``adc_offset.hex``); without them the ADCs are ideal and the instance keeps the
+        defaults (the generated Verilog of an ideal chip does not change).
     """
 
     def __init__(self, params: CoreParams, g_unit_s: float, v_read_v: float,
-                 gpos_file: str = "gpos.hex", gneg_file: str = "gneg.hex"):
+                 gpos_file: str = "gpos.hex", gneg_file: str = "gneg.hex",
+                 adc_errors: bool = False):
         self.params = params
         self.g_unit_s, self.v_read_v = float(g_unit_s), float(v_read_v)
         self.gpos_file, self.gneg_file = gpos_file, gneg_file
+        self.adc_errors = bool(adc_errors)
         super().__init__(_external_members(params))
 
     def elaborate(self, platform):
@@ -277,12 +283,13 @@ class BnnSystem(wiring.Component):
         wiring.connect(m, core.o, wiring.flipped(self.o))
         m.d.comb += [core.dbg_buffer.eq(self.dbg_buffer), core.dbg_addr.eq(self.dbg_addr),
                      self.dbg_data.eq(core.dbg_data), self.active.eq(core.active)]
+        adc = {"p_ADC_ERRORS": 1} if self.adc_errors else {}
         m.submodules.crossbar = Instance(
             "mbnn_crossbar",
             p_ROWS=p.chip.rows, p_COLS=p.chip.columns, p_TILES=p.mapped.tiles,
             p_TILE_BITS=p.command_shape.tile_bits, p_ADC_BITS=p.chip.adc_bits,
             p_V_READ=self.v_read_v, p_G_UNIT=self.g_unit_s,
-            p_GPOS_FILE=self.gpos_file, p_GNEG_FILE=self.gneg_file,
+            p_GPOS_FILE=self.gpos_file, p_GNEG_FILE=self.gneg_file, **adc,
             i_clk=ClockSignal(), i_read=core.xb.read, i_tile=core.xb.tile, i_wl=core.xb.wl,
             o_valid=core.xb.valid, o_codes=core.xb.codes.as_value())
         return m

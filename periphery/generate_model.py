@@ -5,7 +5,11 @@ the device and the ADC):
 
 ``bnn_system.v``    the core and its crossbar instance, generated from Amaranth
 ``mbnn_crossbar.v`` the behavioural crossbar (hand-written, copied from ``rtl/analog``)
-``gpos.hex``, ``gneg.hex``  per-cell conductances of every array (see golden.conductance)
+``gpos.hex``, ``gneg.hex``  per-cell conductances of every array as a read sees them: the
+                    targets (golden.conductance) on an ideal chip, the programmed effective
+                    conductances (golden.analog.chip_state) on a non-ideal one
+``adc_gain.hex``, ``adc_offset.hex``  per-column ADC errors of every array (only when the
+                    chip's ADC has them)
 ``model.npz``       the model file the hardware was generated from (testbenches' golden)
 ``manifest.json``   parameters (``chip``: the whole chip configuration, including the device
                     preset with every parameter and the ADC settings), derived figures and the
@@ -30,7 +34,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from golden.chip import ChipConfig
-from golden.conductance import hex_lines, program
+from golden.analog.chip_state import program_chip
+from golden.conductance import hex_lines
 from golden.core import CoreParams
 from golden.mapping import compile_model
 from golden.model import load_model
@@ -54,27 +59,32 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path) -> dict:
+def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path,
+                   seed: int | None = None, read_time_sec: float | None = None) -> dict:
     """Write the generated hardware of ``model_path`` on ``chip`` to ``out_dir`` and return
-    the manifest. Raises ``ValueError``/``ModelFormatError`` for inputs the core cannot take
-    (including a non-ideal device or ADC), before anything is written."""
-    unsupported = chip.non_ideal_settings()
-    if unsupported:
-        raise ValueError(f"{unsupported[0]} needs the non-ideal RTL crossbar, not yet supported")
+    the manifest. The arrays are programmed through the chip's device, parasitics and ADC
+    (:func:`golden.analog.chip_state.program_chip` with ``seed``, drift evaluated at
+    ``read_time_sec``); an ideal chip gives the target conductances. Raises
+    ``ValueError``/``ModelFormatError`` for inputs the core or the crossbar model cannot take,
+    before anything is written."""
     model_path, out_dir = Path(model_path), Path(out_dir)
     model = load_model(model_path)
     mapped = compile_model(model, chip)
     params = CoreParams(mapped)          # validates that the core can implement it
-    cond = program(mapped)
-    system = BnnSystem(params, cond.g_unit_s, cond.v_read_v)
+    state = program_chip(mapped, seed, read_time_sec)
+    adc_errors = not chip.adc.is_ideal
+    system = BnnSystem(params, state.g_unit_s, state.v_read_v, adc_errors=adc_errors)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         (tmp / f"{TOPLEVEL}.v").write_text(verilog_source(system, TOPLEVEL, params.describe()))
         shutil.copyfile(CROSSBAR_SOURCE, tmp / CROSSBAR_SOURCE.name)
-        (tmp / "gpos.hex").write_bytes(hex_lines(cond.g_pos_s))
-        (tmp / "gneg.hex").write_bytes(hex_lines(cond.g_neg_s))
+        (tmp / "gpos.hex").write_bytes(hex_lines(state.g_pos_s))
+        (tmp / "gneg.hex").write_bytes(hex_lines(state.g_neg_s))
+        if adc_errors:
+            (tmp / "adc_gain.hex").write_bytes(hex_lines(state.adc_gain))
+            (tmp / "adc_offset.hex").write_bytes(hex_lines(state.adc_offset_lsb))
         shutil.copyfile(model_path, tmp / "model.npz")
         files = sorted(f.name for f in tmp.iterdir())
         manifest = {
@@ -84,7 +94,11 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
             "model": {"file": "model.npz", "architecture": model.arch.name,
                       "source_name": model_path.name},
             "chip": asdict(chip),
-            "crossbar": {"g_unit_s": cond.g_unit_s, "v_read_v": cond.v_read_v},
+            "crossbar": {"g_unit_s": state.g_unit_s, "v_read_v": state.v_read_v},
+            "programming": {"seed": seed, "read_time_sec": read_time_sec,
+                            "ideal": not chip.non_ideal_settings(),
+                            "stuck_cells": int((state.stuck != 0).sum()),
+                            "cells": int(state.stuck.size)},
             "core": params.describe(),
             "analytical_cycles_per_image": params.analytical_cycles_per_image,
             "files": {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}

@@ -30,9 +30,20 @@ def _cmd_generate(args) -> int:
     return 0
 
 
-def _chip(config: str | None):
+def _chip(config: str | None, device: str | None = None):
+    """The chip of ``--config`` (default 128x128), its device replaced by the preset
+    ``--device`` when given."""
+    from dataclasses import replace
+
+    from golden.analog.devices import device_preset
     from golden.chip import ChipConfig, load_chip_config
-    return ChipConfig() if config is None else load_chip_config(config)
+    chip = ChipConfig() if config is None else load_chip_config(config)
+    if device is not None:
+        try:
+            chip = replace(chip, device=device_preset(device))
+        except ValueError as exc:
+            raise ValueError(f"--device: {exc}") from None
+    return chip
 
 
 def _generate_model(args) -> int:
@@ -41,7 +52,8 @@ def _generate_model(args) -> int:
     if args.block is not None:
         raise ValueError(f"give either a block ({args.block}) or --model, not both")
     t0 = time.perf_counter()
-    manifest = generate_model(args.model, _chip(args.config), args.out)
+    manifest = generate_model(args.model, _chip(args.config, args.device), args.out,
+                              seed=args.seed, read_time_sec=args.drift_s)
     core = manifest["core"]
     print(f"generated {args.out}: {manifest['model']['architecture']} on {core['tiles']} arrays "
           f"of {core['rows']}x{core['columns']}, {core['reads_per_image']} array reads per "
@@ -120,7 +132,8 @@ def _cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
-def _run_inference(model, config, sim, images, offset, check_layers, build, seed,
+def _run_inference(model, config, sim, images, offset, check_layers, build, seed, device=None,
+                   drift_s=None,
                    quiet=True) -> dict:
     """Generate the hardware of ``model`` and run ``images`` images
     through it on ``sim``; ``golden`` runs the mapped golden model instead."""
@@ -134,9 +147,10 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
     from periphery.generate_model import generate_model
     from sim.regressions import run_core
 
-    chip = _chip(config)
+    chip = _chip(config, device)
     model_path = Path(model)
     loaded = load_model(model_path)          # clear error before any work
+    non_ideal = bool(chip.non_ideal_settings())
     test = load_mnist("test")
     if offset + images > len(test.labels):
         raise ValueError(f"--images {images} from --offset {offset} exceeds the "
@@ -146,21 +160,31 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
         pixels = binarize_pixels(test.images[offset:offset + images])
         labels = test.labels[offset:offset + images]
         mapped = compile_model(loaded, chip)
-        got = mapped_infer(mapped, pixels)
         want = infer(loaded, pixels)
+        if non_ideal:
+            from golden.analog.chip_state import analog_infer, program_chip
+            got = analog_infer(mapped, program_chip(mapped, seed, drift_s), pixels)
+            # the reference of a non-ideal chip is the ideal chip (saturation included)
+            ideal = mapped_infer(compile_model(loaded, chip.ideal()), pixels)
+            mism = 0
+        else:
+            got = ideal = mapped_infer(mapped, pixels)
+            mism = int(np.sum(np.any(got.scores != want.scores, axis=1)))
         dt = time.perf_counter() - t0
-        mism = int(np.sum(np.any(got.scores != want.scores, axis=1)))
         return {"simulator": "golden", "images": images, "mismatches": mism,
-                "rtl_accuracy": None, "golden_accuracy": float(np.mean(want.predictions == labels)),
+                "rtl_accuracy": None, "golden_accuracy": float(np.mean(got.predictions == labels)),
+                "ideal_golden_accuracy": float(np.mean(ideal.predictions == labels)),
                 "mapped_accuracy": float(np.mean(got.predictions == labels)),
+                "non_ideal_chip": non_ideal,
                 "cycles_per_image": None,
                 "min_cycles_per_image": mapped.reads_per_image, "images_per_s": images / dt}
-    key = hashlib.sha256(model_path.read_bytes() + repr(chip).encode()).hexdigest()[:12]
+    key = hashlib.sha256(model_path.read_bytes() + repr(chip).encode()
+                         + repr((seed, drift_s)).encode()).hexdigest()[:12]
     gen_dir = Path(build) / f"{model_path.stem}-{key}"
     t0 = time.perf_counter()
     # Always regenerated (a few seconds): a directory left by an older mbnn would otherwise
     # be simulated in place of what this version generates.
-    generate_model(model_path, chip, gen_dir)
+    generate_model(model_path, chip, gen_dir, seed=seed, read_time_sec=drift_s)
     gen_s = time.perf_counter() - t0
     run = run_core(gen_dir, sim, Path(build) / "sim", gen_dir.name, images, offset=offset,
                    check_layers=check_layers, seed=seed)
@@ -176,6 +200,12 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
 
 def _print_inference(s: dict) -> None:
     if s["simulator"] == "golden":
+        if s["non_ideal_chip"]:
+            print(f"golden read of the non-ideal chip: {s['images']} images, accuracy "
+                  f"{100 * s['golden_accuracy']:.2f}% (ideal chip "
+                  f"{100 * s['ideal_golden_accuracy']:.2f}%), {s['min_cycles_per_image']} "
+                  f"array reads per image")
+            return
         print(f"golden mapped model: {s['images']} images, {s['mismatches']} differ from the "
               f"unmapped model, accuracy {100 * s['mapped_accuracy']:.2f}%, "
               f"{s['min_cycles_per_image']} array reads per image")
@@ -183,7 +213,11 @@ def _print_inference(s: dict) -> None:
     print(f"RTL on {s['simulator']}: {s['images']} images, {s['mismatches']} mismatches against "
           f"the golden model (class, scores{', layer bits' if s['layer_checks'] else ''})")
     if s.get("rtl_accuracy") is not None:
-        print(f"  accuracy: RTL {100 * s['rtl_accuracy']:.2f}%, golden {100 * s['golden_accuracy']:.2f}%")
+        chip = "this non-ideal chip" if s.get("non_ideal_chip") else "golden"
+        print(f"  accuracy: RTL {100 * s['rtl_accuracy']:.2f}%, {chip} "
+              f"{100 * s['golden_accuracy']:.2f}%"
+              + (f", ideal chip {100 * s['ideal_golden_accuracy']:.2f}%"
+                 if s.get("non_ideal_chip") else ""))
     print(f"  cycles per image: {s['cycles_per_image']:.0f} (analytical minimum "
           f"{s['min_cycles_per_image']}: one array read per cycle)")
     print(f"  simulation: {s['images_per_s']:.1f} images/s; build {s['build_s']:.1f} s, "
@@ -193,7 +227,8 @@ def _print_inference(s: dict) -> None:
 def _cmd_infer(args) -> int:
     import json as _json
     summary = _run_inference(args.model, args.config, args.sim, args.images, args.offset,
-                             not args.no_layer_check, Path(args.build), args.seed)
+                             not args.no_layer_check, Path(args.build), args.seed,
+                             device=args.device, drift_s=args.drift_s)
     if args.json:
         print(_json.dumps(summary, sort_keys=True))
     else:
@@ -373,6 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", default=None,
                      help="model file: write the core, crossbar, conductances and manifest")
     gen.add_argument("--config", default=None, help="chip configuration TOML (with --model)")
+    gen.add_argument("--device", default=None,
+                     help="device preset replacing the configuration's (with --model)")
+    gen.add_argument("--seed", type=_seed, default=None,
+                     help="seed programming a non-ideal chip (device and ADC draws)")
+    gen.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
+                     help="read time after programming, seconds (drift; default t0)")
     gen.add_argument("--channels", type=_positive, default=None, help="output channels")
     gen.add_argument("--acc-width", type=_positive, default=None,
                      help="signed pre-activation width in bits")
@@ -418,7 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--offset", type=int, default=0, help="first test image")
     inf.add_argument("--no-layer-check", action="store_true",
                      help="check classes and scores only (not every layer's bits)")
-    inf.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    inf.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
+                     help="cocotb seed, and the seed programming a non-ideal chip")
+    inf.add_argument("--device", default=None,
+                     help="device preset replacing the configuration's")
+    inf.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
+                     help="read time after programming, seconds (drift; default t0)")
     inf.add_argument("--build", default=str(DEFAULT_BUILD / "infer"))
     inf.add_argument("--json", action="store_true", help="print one JSON object")
     inf.set_defaults(func=_cmd_infer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +123,23 @@ class CoreSet:
         return model
 
 
+# A non-ideal chip for the crossbar and whole-network regressions: RRAM with stuck cells,
+# wire/driver/sense resistance and ADC gain/offset errors (every static non-ideality the
+# behavioural crossbar reproduces).
+NON_IDEAL = dict(device={"preset": "rram", "stuck_on_rate": 0.01, "stuck_off_rate": 0.05},
+                 r_wire_ohm=1.0, r_source_ohm=5.0, r_sense_ohm=5.0, adc_gain_dtod=0.01,
+                 adc_offset_dtod_lsb=0.1)
+
 CORE_SETS = {
     "mlp_128x128": CoreSet("models/mlp.npz", ChipConfig(128, 128)),
     "cnn_128x128": CoreSet("models/cnn.npz", ChipConfig(128, 128)),
     "cnn_100x50": CoreSet("models/cnn.npz", ChipConfig(100, 50)),
     "tiny_16x8": CoreSet("tiny", ChipConfig(16, 8, adc_bits=3)),
+    # the tiny CNN on a non-ideal chip (programmed with the run's seed); 5-bit ADCs hold the
+    # column sums of 16 rows, so codes move by device/parasitic/ADC error, not by saturation
+    "tiny_16x8_nonideal": CoreSet("tiny", ChipConfig(16, 8, adc_bits=5, **NON_IDEAL)),
+    "tiny_16x8_ref_nonideal": CoreSet("tiny", ChipConfig(16, 8, mapping="reference_column",
+                                                         adc_bits=5, **NON_IDEAL)),
 }
 
 # Write-back latency of the core that the sequencer's layer gap covers (periphery.core).
@@ -162,11 +174,12 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
     gen_dir = Path(gen_dir).resolve()
     build_dir = (Path(build_root) / "core" / name / simulator).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    # The crossbar opens its conductance files relative to the simulator's working directory.
-    for f in ("gpos.hex", "gneg.hex"):
-        link = build_dir / f
-        link.unlink(missing_ok=True)
-        link.symlink_to(gen_dir / f)
+    # The crossbar opens its conductance (and ADC error) files relative to the simulator's
+    # working directory; links left by an earlier run of another chip go first.
+    for old in build_dir.glob("*.hex"):
+        old.unlink()
+    for f in sorted(gen_dir.glob("*.hex")):
+        (build_dir / f.name).symlink_to(f)
     summary_file = build_dir / "summary.json"
     summary_file.unlink(missing_ok=True)
     result = run_cocotb(simulator=simulator,
@@ -181,18 +194,30 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
 
 
 # Behavioural crossbar alone: (chip, tiles); the 3-bit ADC saturates on 16 rows.
+# name: (chip, tiles, state). State "targets": ideal devices, the target conductances;
+# "programmed": the chip's device, parasitics and ADC errors (golden.analog.chip_state);
+# "boundary": target conductances with every ADC offset half an LSB (give or take 2^-50), so
+# that every read's x = I / lsb + offset sits within rounding of a decision boundary.
 CROSSBAR_SETS = {
-    "diff_16x8_adc3": (ChipConfig(16, 8, mapping="differential", adc_bits=3), 3),
-    "ref_16x8_adc3": (ChipConfig(16, 8, mapping="reference_column", adc_bits=3), 3),
-    "diff_128x128": (ChipConfig(128, 128), 2),
-    "ref_37x13": (ChipConfig(37, 13, mapping="reference_column"), 2),   # 13: not a multiple of 8
+    "diff_16x8_adc3": (ChipConfig(16, 8, mapping="differential", adc_bits=3), 3, "targets"),
+    "ref_16x8_adc3": (ChipConfig(16, 8, mapping="reference_column", adc_bits=3), 3, "targets"),
+    "diff_128x128": (ChipConfig(128, 128), 2, "targets"),
+    "ref_37x13": (ChipConfig(37, 13, mapping="reference_column"), 2, "targets"),   # 13: not a multiple of 8
+    "nonideal_diff_32x16_adc6": (ChipConfig(32, 16, adc_bits=6, **NON_IDEAL), 3, "programmed"),
+    "nonideal_ref_37x13": (ChipConfig(37, 13, mapping="reference_column", **NON_IDEAL), 2,
+                           "programmed"),
+    "boundary_16x8_adc5": (ChipConfig(16, 8, adc_bits=5, adc_offset_dtod_lsb=1e-9), 3,
+                           "boundary"),
 }
 
 
 def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
                  reads: int = 60) -> RunResult:
-    """Random tiles programmed by golden.conductance, read by the Verilog crossbar."""
-    chip, tiles = CROSSBAR_SETS[name]
+    """Random tiles programmed by golden.conductance (and, for non-ideal sets, through the
+    chip's device, parasitics and ADC), read by the Verilog crossbar."""
+    from golden.analog.chip_state import program_arrays
+
+    chip, tiles, kind = CROSSBAR_SETS[name]
     build_dir = (Path(build_root) / "crossbar" / name / simulator).resolve()
     rng = np.random.default_rng(seed)
     weights = rng.choice(np.array([-1, 0, 1], np.int8), p=[0.45, 0.1, 0.45],
@@ -201,18 +226,29 @@ def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAUL
     used[-1, chip.rows // 2:, :] = False          # a partly filled last array
     used[-1, :, chip.columns // 2:] = False
     weights = np.where(used, weights, 0).astype(np.int8)
-    cond = program_tiles(weights, used, chip.mapping)
-    atomic_write_bytes(build_dir / "gpos.hex", hex_lines(cond.g_pos_s))
-    atomic_write_bytes(build_dir / "gneg.hex", hex_lines(cond.g_neg_s))
+    cond = program_tiles(weights, used, chip.mapping, chip.device)
+    state = program_arrays(cond, chip, seed)
+    if kind == "boundary":
+        nudge = rng.choice([-1.0, 0.0, 1.0], state.adc_offset_lsb.shape) * 2.0 ** -50
+        state = replace(state, adc_offset_lsb=0.5 + nudge)
+    atomic_write_bytes(build_dir / "gpos.hex", hex_lines(state.g_pos_s))
+    atomic_write_bytes(build_dir / "gneg.hex", hex_lines(state.g_neg_s))
+    adc_errors = kind != "targets"
+    if adc_errors:
+        atomic_write_bytes(build_dir / "adc_gain.hex", hex_lines(state.adc_gain))
+        atomic_write_bytes(build_dir / "adc_offset.hex", hex_lines(state.adc_offset_lsb))
     buf = io.BytesIO()
-    np.save(buf, weights)
-    atomic_write_bytes(build_dir / "weights.npy", buf.getvalue())
-    params = {"chip": asdict(chip), "weights": str(build_dir / "weights.npy"), "reads": reads,
-              "expect_saturation": not chip.adc_exact}
+    np.savez(buf, weights=weights, g_pos_s=state.g_pos_s, g_neg_s=state.g_neg_s,
+             adc_gain=state.adc_gain, adc_offset_lsb=state.adc_offset_lsb)
+    atomic_write_bytes(build_dir / "state.npz", buf.getvalue())
+    params = {"chip": asdict(chip), "state": str(build_dir / "state.npz"), "reads": reads,
+              "kind": kind, "g_unit_s": state.g_unit_s, "v_read_v": state.v_read_v,
+              "expect_saturation": kind == "targets" and not chip.adc_exact}
+    hdl = {"ROWS": chip.rows, "COLS": chip.columns, "TILES": tiles,
+           "TILE_BITS": max(1, (tiles - 1).bit_length()), "ADC_BITS": chip.adc_bits,
+           "G_UNIT": state.g_unit_s, "V_READ": state.v_read_v}
+    if adc_errors:
+        hdl["ADC_ERRORS"] = 1
     return run_cocotb(simulator=simulator, sources=[CROSSBAR_SOURCE], toplevel="mbnn_crossbar",
                       test_module="sim.tb.tb_crossbar", build_dir=build_dir, params=params,
-                      seed=seed, hdl_parameters={"ROWS": chip.rows, "COLS": chip.columns,
-                                             "TILES": tiles,
-                                             "TILE_BITS": max(1, (tiles - 1).bit_length()),
-                                             "ADC_BITS": chip.adc_bits,
-                                             "G_UNIT": cond.g_unit_s, "V_READ": cond.v_read_v})
+                      seed=seed, hdl_parameters=hdl)

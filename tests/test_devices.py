@@ -382,15 +382,18 @@ def test_bad_inputs_to_the_operations_are_rejected():
         device_preset("rram", g_onn_s=1)
 
 
-# --- generate refuses what the RTL cannot do yet ---------------------------------------------
+# --- generate refuses what the crossbar model cannot represent -------------------------------
 
 
 @pytest.mark.parametrize("table, message", [
     ('[device]\npreset = "rram"\n',
-     "[device] preset = 'rram' with levels = 2 needs the non-ideal RTL crossbar, not yet supported"),
+     "this chip's device or ADC is random: give a seed (--seed) to program it"),
     ('[adc]\nbits = 9\nfull_scale = 100.0\n',
-     "[adc] full_scale = 100.0 (not 256.0, an LSB of one weight) needs the non-ideal RTL "
-     "crossbar, not yet supported"),
+     "[adc] full_scale = 100.0: an LSB of 0.390625 weights needs the accumulator to scale the "
+     "codes, not yet supported (use full_scale = 256.0)"),
+    ('[device]\niv_v0_v = 0.3\n[parasitics]\nr_wire_ohm = 1.0\n',
+     "device iv_v0_v = 0.3 (non-linear cells) with parasitic resistance is not a linear map; "
+     "the RTL crossbar needs one"),
 ])
 def test_generate_refuses_a_non_ideal_chip_with_one_line(tmp_path, table, message):
     cfg = tmp_path / "chip.toml"

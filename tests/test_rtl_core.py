@@ -38,7 +38,7 @@ def _generate(name: str, build_root: Path, seed: int, tag: str) -> Path:
     else:   # a seeded random model: save it so the generator sees a model file
         model_file = save_model(build_root / "generated" / f"{name}-{tag}-model.npz",
                                 core.load(seed))
-    generate_model(model_file, core.chip, out)
+    generate_model(model_file, core.chip, out, seed=seed)
     return out
 
 
@@ -83,6 +83,26 @@ def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, recor
     _report(run, record_property)
     assert run.summary["mismatches"] == 0 and run.summary["images"] == 40
     assert run.summary["score_ties"] > 0, "no image exercised the argmax tie rule"
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("name, simulator", [("tiny_16x8_nonideal", "icarus"),
+                                             ("tiny_16x8_nonideal", "verilator"),
+                                             ("tiny_16x8_ref_nonideal", "verilator")])
+def test_random_tiny_cnn_on_a_non_ideal_chip(name, simulator, seed, build_root,
+                                             record_property):
+    """The tiny CNN on a chip with RRAM programming spread, stuck cells, wire/driver/sense
+    resistance and ADC gain/offset errors, programmed with the run's seed: every image's
+    class, scores and layer bits equal the golden read of the same programmed chip, and the
+    chip's non-idealities do move scores away from the ideal chip's (else the check proves
+    nothing about them)."""
+    require_simulator(simulator)
+    gen = _generate(name, build_root, seed, simulator)
+    run = run_core(gen, simulator, build_root, name, 40, dataset="random", seed=seed)
+    _report(run, record_property)
+    s = run.summary
+    assert s["non_ideal_chip"] and s["mismatches"] == 0 and s["images"] == 40
+    assert s["scores_off_ideal"] > 0, "the non-ideal chip scored every image like an ideal one"
 
 
 @pytest.mark.slow

@@ -5,13 +5,21 @@
 // are bit for bit those of golden/conductance.py. A read drives the word lines `wl` of array
 // `tile` with V_READ where the bit is 1 and leaves them at 0 V otherwise (sign-constant
 // inputs). Each column's sense path forms the differential current I = I+ - I- and its ADC
-// returns round(I / (V_READ * G_UNIT)) saturated to ADC_BITS signed: the signed column sum in
-// weight units. G_UNIT is the conductance difference of one weight (G_ON - G_OFF for pairs,
-// half that against a reference column).
+// returns floor(I / lsb_a + 0.5) saturated to ADC_BITS signed, lsb_a = V_READ * G_UNIT *
+// LSB_SCALE: with LSB_SCALE = 1 the signed column sum in weight units. G_UNIT is the nominal
+// conductance difference of one weight (G_ON - G_OFF for pairs, half that against a reference
+// column). With ADC_ERRORS = 1 every column of every array has a gain and an offset (LSB),
+// loaded from GAIN_FILE / OFFSET_FILE (doubles in hex, tile-major): x = I / lsb_a * gain +
+// offset before the rounding.
 //
-// Both sides of a pair see the same word-line voltage, so I+ - I- = V_READ * sum(x' (G+ - G-))
-// exactly for these linear, ideal devices; the model therefore stores G+ - G- per cell after
-// loading, which halves the work of a read (Icarus interprets every loop iteration).
+// The conductances are those a read sees: for a programmed non-ideal chip, the effective
+// conductances of each array with its device errors, drift and wire/source/sense parasitics
+// (golden/analog/chip_state.py). A read is then a linear map of the word-line inputs, so
+// I+ - I- = V_READ * sum(x' (G+ - G-)); the model stores G+ - G- per cell after loading, which
+// halves the work of a read (Icarus interprets every loop iteration). The operations and
+// their order are the specification's (golden.analog.chip_state.analog_read): one subtraction
+// per cell, a sum over driven rows in ascending order from 0.0, V_READ * sum / lsb_a, gain,
+// offset, floor(x + 0.5), saturation -- so the codes agree bit for bit.
 //
 // Codes appear one cycle after `read`, with `valid`: a fixed latency the core relies on.
 // The specification is golden.mapping.crossbar_read; tests compare against it.
@@ -24,8 +32,12 @@ module mbnn_crossbar #(
     parameter integer ADC_BITS = 9,
     parameter real V_READ = 0.2,
     parameter real G_UNIT = 90.0e-6,
+    parameter real LSB_SCALE = 1.0,
+    parameter integer ADC_ERRORS = 0,
     parameter GPOS_FILE = "gpos.hex",
-    parameter GNEG_FILE = "gneg.hex"
+    parameter GNEG_FILE = "gneg.hex",
+    parameter GAIN_FILE = "adc_gain.hex",
+    parameter OFFSET_FILE = "adc_offset.hex"
 ) (
     input  wire                     clk,
     input  wire                     read,
@@ -42,8 +54,13 @@ module mbnn_crossbar #(
     reg [63:0] gneg_bits [0:CELLS-1];
     real g_diff [0:CELLS-1];
     real current [0:COLS-1];
-    real lsb_a;
+    real lsb_a, x;
     integer r, c, k, base, code;
+    localparam integer ADC_CELLS = (ADC_ERRORS != 0) ? TILES * COLS : 1;
+    reg [63:0] gain_bits [0:ADC_CELLS-1];
+    reg [63:0] offset_bits [0:ADC_CELLS-1];
+    real adc_gain [0:ADC_CELLS-1];
+    real adc_offset [0:ADC_CELLS-1];
     // Codes are assembled here and written to the output once per read: 128 separate
     // part-select updates of `codes` would each wake the logic downstream.
     reg [COLS*ADC_BITS-1:0] next_codes;
@@ -53,7 +70,15 @@ module mbnn_crossbar #(
         $readmemh(GNEG_FILE, gneg_bits);
         for (r = 0; r < CELLS; r = r + 1)
             g_diff[r] = $bitstoreal(gpos_bits[r]) - $bitstoreal(gneg_bits[r]);
-        lsb_a = V_READ * G_UNIT;
+        if (ADC_ERRORS != 0) begin
+            $readmemh(GAIN_FILE, gain_bits);
+            $readmemh(OFFSET_FILE, offset_bits);
+            for (r = 0; r < ADC_CELLS; r = r + 1) begin
+                adc_gain[r] = $bitstoreal(gain_bits[r]);
+                adc_offset[r] = $bitstoreal(offset_bits[r]);
+            end
+        end
+        lsb_a = (V_READ * G_UNIT) * LSB_SCALE;
         valid = 1'b0;
         codes = {COLS*ADC_BITS{1'b0}};
     end
@@ -88,9 +113,16 @@ module mbnn_crossbar #(
             end
             for (c = 0; c < COLS; c = c + 1) begin
                 // current[c] holds sum(x' * (G+ - G-)); times V_READ it is the column current
-                code = $rtoi($floor(V_READ * current[c] / lsb_a + 0.5));
-                if (code > CODE_MAX) code = CODE_MAX;
-                if (code < CODE_MIN) code = CODE_MIN;
+                x = V_READ * current[c] / lsb_a;
+                if (ADC_ERRORS != 0) begin
+                    x = x * adc_gain[tile * COLS + c];
+                    x = x + adc_offset[tile * COLS + c];
+                end
+                // saturate in the real domain: $rtoi of a value beyond 32 bits is undefined
+                x = $floor(x + 0.5);
+                if (x > CODE_MAX) code = CODE_MAX;
+                else if (x < CODE_MIN) code = CODE_MIN;
+                else code = $rtoi(x);
                 next_codes[c*ADC_BITS +: ADC_BITS] = code[ADC_BITS-1:0];
             end
             codes <= next_codes;

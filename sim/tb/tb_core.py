@@ -22,6 +22,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
+from golden.analog.chip_state import analog_infer, program_chip
 from golden.chip import ChipConfig
 from golden.mapping import compile_model, mapped_infer
 from golden.mnist import binarize_pixels, load_mnist
@@ -53,7 +54,8 @@ async def network_matches_golden(dut):
     gen = Path(CONFIG["dir"])
     manifest = json.loads((gen / "manifest.json").read_text())
     model = load_model(gen / "model.npz")
-    mapped = compile_model(model, ChipConfig(**manifest["chip"]))
+    chip = ChipConfig(**manifest["chip"])
+    mapped = compile_model(model, chip)
     params = CoreParams(mapped)
     count, offset = CONFIG["images"], CONFIG.get("offset", 0)
     check_layers = CONFIG.get("check_layers", True)
@@ -63,8 +65,15 @@ async def network_matches_golden(dut):
     pixels, labels = _inputs(model, count, offset, CONFIG["dataset"], seed)
     # The plain model is the reference whenever the ADCs are exact; with saturating ADCs the
     # mapped golden model (which models saturation exactly and equals the plain model
-    # otherwise) is.
-    if mapped.chip.adc_exact:
+    # otherwise) is; on a non-ideal chip, the golden read of the same programmed chip (the
+    # programming is re-done from the manifest's seed: deterministic).
+    # the same model on the chip without its analog non-idealities (ADC saturation included)
+    ideal = mapped_infer(compile_model(model, chip.ideal()), pixels)
+    if chip.non_ideal_settings():
+        prog = manifest["programming"]
+        state = program_chip(mapped, prog["seed"], prog["read_time_sec"])
+        golden = analog_infer(mapped, state, pixels, keep_layers=check_layers)
+    elif mapped.chip.adc_exact:
         golden = infer(model, pixels, keep_layers=check_layers)
     else:
         golden = mapped_infer(mapped, pixels, keep_layers=check_layers)
@@ -139,6 +148,9 @@ async def network_matches_golden(dut):
         "layer_checks": check_layers,
         "rtl_accuracy": float(np.mean(np.array(predictions) == labels)) if labels is not None else None,
         "golden_accuracy": float(np.mean(golden.predictions == labels)) if labels is not None else None,
+        "ideal_golden_accuracy": float(np.mean(ideal.predictions == labels)) if labels is not None else None,
+        "non_ideal_chip": bool(chip.non_ideal_settings()),
+        "scores_off_ideal": int(np.sum(np.any(golden.scores != ideal.scores, axis=1))),
         "score_ties": int(np.sum((golden.scores == golden.scores.max(axis=1, keepdims=True))
                                  .sum(axis=1) > 1)),
         "cycles_per_image": float(np.median(steady)),

@@ -1,7 +1,11 @@
-"""cocotb testbench of the behavioural crossbar (rtl/analog/mbnn_crossbar.v) alone, against
-:func:`golden.mapping.crossbar_read`: random tiles (with weightless cells), random word lines,
-every tile, codes checked exactly (ideal devices; the round-to-nearest of the ADC absorbs the
-floating-point error of summing conductances, which is below 1e-9 of a weight unit here)."""
+"""cocotb testbench of the behavioural crossbar (rtl/analog/mbnn_crossbar.v) alone: random
+tiles (with weightless cells), random word lines, every tile, codes checked exactly.
+
+Ideal target conductances are checked against :func:`golden.mapping.crossbar_read`, the
+integer column sums (the ADC's round-to-nearest absorbs the floating-point error of summing
+conductances, below 1e-9 of a weight unit here). Programmed non-ideal states, and states whose
+ADC offsets put every read within rounding of a decision boundary, are checked against
+:func:`golden.analog.chip_state.analog_read`, bit for bit."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from golden.analog.chip_state import ProgrammedChip, analog_read
 from golden.chip import ChipConfig
 from golden.mapping import crossbar_read
 
@@ -22,8 +27,16 @@ CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 @cocotb.test()
 async def codes_match_golden(dut):
     chip = ChipConfig(**CONFIG["chip"])
-    weights = np.load(CONFIG["weights"])          # (tiles, rows, columns), -1/0/+1
+    saved = np.load(CONFIG["state"])
+    weights = saved["weights"]                    # (tiles, rows, columns), -1/0/+1
     tiles = weights.shape[0]
+    kind = CONFIG["kind"]
+    state = ProgrammedChip(chip, None, None, saved["g_pos_s"], saved["g_neg_s"],
+                           CONFIG["g_unit_s"], CONFIG["v_read_v"], saved["adc_gain"],
+                           saved["adc_offset_lsb"], np.zeros((tiles, 1, 1), np.int8))
+    g_diff = state.g_diff_s
+    lsb_a = state.v_read_v * state.g_unit_s
+    near_boundary = 0
     rng = np.random.default_rng(cocotb.RANDOM_SEED % (1 << 63))
     dut._log.info("seed %d, %d tiles of %dx%d, %d-bit ADC (%s)", cocotb.RANDOM_SEED, tiles,
                   chip.rows, chip.columns, chip.adc_bits, chip.mapping)
@@ -40,9 +53,15 @@ async def codes_match_golden(dut):
             dut.read.value = 1
             dut.tile.value = tile
             dut.wl.value = int("".join(map(str, wl[::-1])), 2)
-            want = crossbar_read(wl[None, :], weights[tile], chip)[0]
             raw = wl.astype(np.int64) @ weights[tile].astype(np.int64)
-            saturated += int(np.sum(raw != want))
+            if kind == "targets":
+                want = crossbar_read(wl[None, :], weights[tile], chip)[0]
+                saturated += int(np.sum(raw != want))
+            else:
+                want = analog_read(wl[None, :], state, tile, g_diff_s=g_diff)[0]
+                z = (state.v_read_v * (wl @ g_diff[tile])) / lsb_a * state.adc_gain[tile] \
+                    + state.adc_offset_lsb[tile] + 0.5
+                near_boundary += int(np.sum(np.abs(z - np.round(z)) < 1e-9))
         else:
             dut.read.value = 0
         await ReadOnly()
@@ -60,6 +79,9 @@ async def codes_match_golden(dut):
         if n < reads:
             expected.append(want)
     assert checked == reads
-    dut._log.info("%d reads checked, %d saturated column codes", checked, saturated)
+    dut._log.info("%d reads checked, %d saturated column codes, %d column codes within 1e-9 "
+                  "LSB of a rounding boundary", checked, saturated, near_boundary)
     if CONFIG.get("expect_saturation"):
         assert saturated > 0, "no read exercised ADC saturation"
+    if kind == "boundary":
+        assert near_boundary > reads, "the boundary set put too few reads on a boundary"

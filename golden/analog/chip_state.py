@@ -1,0 +1,202 @@
+"""A programmed chip: the static analog state every array read sees, and the exact read.
+
+A chip is (chip configuration, device, seed, read time). :func:`program_chip` programs every
+array of a mapped model through the device model and reduces it to what a read returns:
+
+1. the target conductances of the mapping (:func:`golden.conductance.program`), laid out as
+   the physical array (:func:`golden.analog.parasitics.physical_conductances`: a differential
+   pair on two adjacent columns, or the weight columns plus one reference column);
+2. :meth:`Device.program` -- programming error, stuck cells, level snapping -- drawn once per
+   array from one generator seeded with ``seed``, arrays in tile order;
+3. drift to ``read_time_sec`` (:meth:`Device.drift`), when given;
+4. a non-linear I-V at the read voltage: every driven word line is at exactly ``V_read`` and
+   the others at 0 V, so without wire resistance each cell conducts
+   ``g * v0 * sinh(V_read / v0) / V_read`` times ``V_read`` -- an exact effective conductance;
+5. the parasitic network of the configuration: the array's effective conductance matrix
+   (:meth:`CrossbarNetwork.effective_conductance`), which makes the read a linear map again
+   (with non-linear cells *and* wire resistance it is not, and such a chip is refused);
+6. the column ADCs' gain and offset errors, drawn per array after its cells.
+
+The result holds, per array, the effective conductance of the ``+`` and ``-`` side of every
+weight column (``g_pos_s``, ``g_neg_s``: the reference column's effective conductances are
+the ``-`` side of every column). That is what ``mbnn generate`` writes for the behavioural
+crossbar.
+
+:func:`analog_read` is the specification of one read, operation for operation as
+``rtl/analog/mbnn_crossbar.v`` performs it in IEEE-754 doubles:
+
+* per cell ``d = g_pos - g_neg`` (one subtraction, at load time);
+* per column ``s = 0.0``, then ``s = s + d[r]`` for every driven row ``r`` in ascending order;
+* the column current ``I = V_read * s``;
+* the ADC (:meth:`golden.analog.adc.Adc.convert`): ``x = I / lsb_a``, ``x * gain``,
+  ``+ offset``, ``floor(x + 0.5)``, saturation.
+
+Cycle-to-cycle read noise is not part of the static state (it needs a fresh draw per read;
+the Monte-Carlo evaluation adds it in the golden model only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..chip import ChipConfig
+from ..conductance import ArrayConductances, program
+from ..mapping import MappedModel, mapped_infer
+from ..model import Inference
+from .adc import AdcErrors
+from .parasitics import CrossbarNetwork, physical_conductances
+
+__all__ = ["ProgrammedChip", "program_chip", "program_arrays", "analog_read", "analog_infer"]
+
+
+@dataclass(frozen=True)
+class ProgrammedChip:
+    """The static analog state of every array of a mapped model.
+
+    Attributes
+    ----------
+    chip : ChipConfig
+    seed : int or None
+        Seed of the generator that programmed it (None: an ideal chip draws nothing).
+    read_time_sec : float or None
+        Time after programming at which drift is evaluated (None: at the device's ``t0``).
+    g_pos_s, g_neg_s : float64 arrays (tiles, rows, columns)
+        Effective conductance, siemens, of the ``+`` and ``-`` side of every weight column.
+    g_unit_s, v_read_v : float
+        Nominal conductance of one weight and the read voltage (the ADC's LSB reference).
+    adc_gain, adc_offset_lsb : float64 arrays (tiles, columns)
+        Per-column ADC errors of every array.
+    stuck : int8 array (tiles, rows, physical columns)
+        +1 stuck at G_on, -1 stuck at G_off, 0 healthy (the physical layout of
+        :func:`physical_conductances`).
+    """
+
+    chip: ChipConfig
+    seed: int | None
+    read_time_sec: float | None
+    g_pos_s: np.ndarray
+    g_neg_s: np.ndarray
+    g_unit_s: float
+    v_read_v: float
+    adc_gain: np.ndarray
+    adc_offset_lsb: np.ndarray
+    stuck: np.ndarray
+
+    @property
+    def tiles(self) -> int:
+        return self.g_pos_s.shape[0]
+
+    @property
+    def g_diff_s(self) -> np.ndarray:
+        """``g_pos - g_neg`` per cell: the one subtraction the behavioural crossbar does."""
+        return self.g_pos_s - self.g_neg_s
+
+    def adc_errors(self, tile: int) -> AdcErrors:
+        return AdcErrors(self.adc_gain[tile], self.adc_offset_lsb[tile])
+
+
+def _split(g_phys: np.ndarray, mapping: str, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    if mapping == "differential":
+        return g_phys[:, 0::2], g_phys[:, 1::2]
+    return g_phys[:, :columns], np.repeat(g_phys[:, columns:columns + 1], columns, axis=1)
+
+
+def program_chip(mapped: MappedModel, seed: int | None = None,
+                 read_time_sec: float | None = None) -> ProgrammedChip:
+    """Program every array of ``mapped`` on its chip (see the module docstring for the steps).
+
+    Raises
+    ------
+    ValueError
+        A random device or ADC without a seed, a read time before the device's ``t0``, an
+        ADC whose LSB is not one weight, or non-linear cells with wire/source/sense resistance
+        (not a linear map).
+    """
+    return program_arrays(program(mapped, mapped.chip.device), mapped.chip, seed, read_time_sec)
+
+
+def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None = None,
+                   read_time_sec: float | None = None) -> ProgrammedChip:
+    """:func:`program_chip` for arrays given by their target conductances (tiles, rows,
+    columns) -- e.g. :func:`golden.conductance.program_tiles` of test weights."""
+    device, adc, parasitics = chip.device, chip.adc, chip.parasitics
+    draws = set(device.non_ideal_parameters()) - {"iv_v0_v", "levels"}
+    if seed is None and (draws or adc.gain_dtod or adc.offset_dtod_lsb):
+        raise ValueError("this chip's device or ADC is random: give a seed (--seed) to "
+                         "program it")
+    if not adc.unit_lsb:
+        raise ValueError(f"[adc] full_scale = {adc.full_scale!r}: an LSB of "
+                         f"{adc.lsb_weights!r} weights needs the accumulator to scale the codes, "
+                         f"not yet supported (use full_scale = {float(1 << (adc.bits - 1))!r})")
+    if device.iv_v0_v and not parasitics.ideal:
+        raise ValueError(f"device iv_v0_v = {device.iv_v0_v} (non-linear cells) with "
+                         f"parasitic resistance is not a linear map; the RTL crossbar needs one")
+    if read_time_sec is not None and device.drift_t0_sec > read_time_sec:
+        raise ValueError(f"read time {read_time_sec} s is before the device's drift t0 "
+                         f"({device.drift_t0_sec} s)")
+    rng = np.random.default_rng(seed)
+    tiles, rows, cols = target.g_pos_s.shape
+    g_pos = np.empty((tiles, rows, cols))
+    g_neg = np.empty((tiles, rows, cols))
+    gain = np.ones((tiles, cols))
+    offset = np.zeros((tiles, cols))
+    stuck = []
+    for t in range(tiles):
+        phys_target = physical_conductances(target.g_pos_s[t], target.g_neg_s[t], chip.mapping)
+        cells = device.program(phys_target, rng)
+        g = cells.g_s
+        if read_time_sec is not None:
+            g = device.drift(g, read_time_sec, cells.nu)
+        if device.iv_v0_v:
+            v, v0 = target.v_read_v, device.iv_v0_v
+            g = g * (v0 * np.sinh(v / v0)) / v
+        if not parasitics.ideal:
+            # an open cell (programmed to 0 S) has no finite resistance: the network needs a
+            # conductance, and a femtosiemens is an open circuit at these currents
+            g = CrossbarNetwork(np.maximum(g, 1e-15), parasitics).effective_conductance()
+        g_pos[t], g_neg[t] = _split(g, chip.mapping, cols)
+        errors = adc.draw_errors(cols, rng)
+        gain[t], offset[t] = errors.gain, errors.offset_lsb
+        stuck.append(cells.stuck)
+    return ProgrammedChip(chip, seed, read_time_sec, g_pos, g_neg, target.g_unit_s,
+                          target.v_read_v, gain, offset, np.stack(stuck).astype(np.int8))
+
+
+def analog_read(bits: np.ndarray, state: ProgrammedChip, tile: int, columns: int | None = None,
+                g_diff_s: np.ndarray | None = None) -> np.ndarray:
+    """ADC codes (P, columns) of ``P`` reads of array ``tile`` with word-line bits ``bits``
+    (P, r <= rows) -- the exact operations of the behavioural crossbar (module docstring).
+
+    ``g_diff_s`` may pass ``state.g_diff_s`` precomputed (it is the same subtraction)."""
+    d = (state.g_diff_s if g_diff_s is None else g_diff_s)[tile]
+    cols = d.shape[1] if columns is None else columns
+    d = d[:, :cols]
+    b = np.asarray(bits, np.float64)
+    s = np.zeros((b.shape[0], cols))
+    for r in range(b.shape[1]):
+        # bit 0 adds 0.0 * d (a signed zero), which leaves every sum unchanged: the same as
+        # the Verilog's skipping the row
+        s += b[:, r:r + 1] * d[r]
+    current_a = state.v_read_v * s
+    return state.chip.adc.convert(current_a, state.v_read_v, state.g_unit_s,
+                                  AdcErrors(state.adc_gain[tile, :cols],
+                                            state.adc_offset_lsb[tile, :cols]))
+
+
+def analog_infer(mapped: MappedModel, state: ProgrammedChip, pixels: np.ndarray,
+                 keep_layers: bool = False) -> Inference:
+    """Inference of ``mapped`` on the programmed chip ``state``: every tile read through
+    :func:`analog_read`, then the same accumulation, sign-constant correction, thresholds and
+    argmax as :func:`golden.mapping.mapped_infer` (which this equals on an ideal chip)."""
+    if state.chip != mapped.chip:
+        raise ValueError("the programmed chip was programmed for another chip configuration")
+    g_diff = state.g_diff_s
+
+    def read(bits, layer, row_tile, column_tile):
+        tile = layer.tile_base + column_tile * layer.row_tiles + row_tile
+        columns = min(mapped.chip.columns, layer.out_channels - column_tile * mapped.chip.columns)
+        return analog_read(bits, state, tile, columns, g_diff)
+
+    return mapped_infer(mapped, pixels, keep_layers, read)
