@@ -26,7 +26,8 @@ import numpy as np
 from .analog.devices import Device, IdealDevice
 from .mapping import MappedModel
 
-__all__ = ["IdealDevice", "ArrayConductances", "program", "program_tiles", "hex_lines"]
+__all__ = ["IdealDevice", "ArrayConductances", "program", "program_tiles", "hex_lines",
+           "read_hex_lines"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,20 @@ def hex_lines(values: np.ndarray) -> bytes:
     out[:, 1:16:2] = _HEX[b & 15]
     out[:, 16] = ord("\n")
     return out.tobytes()
+
+
+_NIBBLE = np.full(256, 255, np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+
+
+def read_hex_lines(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """The doubles of :func:`hex_lines` back (float64, one per line), bit for bit."""
+    raw = np.frombuffer(data, np.uint8)
+    if len(raw) % 17 or (len(raw) and np.any(raw[16::17] != ord("\n"))):
+        raise ValueError(f"{name}: not 16 hex digits per line")
+    nib = _NIBBLE[raw.reshape(-1, 17)[:, :16]]
+    if np.any(nib == 255):
+        raise ValueError(f"{name}: a character that is not a hex digit")
+    b = (nib[:, 0::2] << 4) | nib[:, 1::2]
+    return b.copy().view(">f8").astype(np.float64).reshape(-1)

@@ -33,9 +33,11 @@ from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+
 from golden.chip import ChipConfig
-from golden.analog.chip_state import program_chip
-from golden.conductance import hex_lines
+from golden.analog.chip_state import ProgrammedChip, program_chip
+from golden.conductance import hex_lines, read_hex_lines
 from golden.core import CoreParams
 from golden.mapping import compile_model
 from golden.model import load_model
@@ -43,7 +45,8 @@ from golden.model import load_model
 from .core import BnnSystem
 from .generate import verilog_source
 
-__all__ = ["generate_model", "CROSSBAR_SOURCE", "TOPLEVEL", "MANIFEST_FORMAT"]
+__all__ = ["generate_model", "load_programmed_chip", "CROSSBAR_SOURCE", "TOPLEVEL",
+           "MANIFEST_FORMAT"]
 
 CROSSBAR_SOURCE = Path(__file__).resolve().parent.parent / "rtl" / "analog" / "mbnn_crossbar.v"
 TOPLEVEL = "bnn_system"
@@ -119,3 +122,24 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def load_programmed_chip(gen_dir: str | Path, chip: ChipConfig, tiles: int) -> ProgrammedChip:
+    """The programmed chip a generated directory's crossbar loads (its conductance and ADC
+    files, read back bit for bit), for testbenches that check the RTL against the golden read
+    of exactly that state. ``stuck`` is not stored in the directory and comes back empty."""
+    gen_dir = Path(gen_dir)
+    manifest = json.loads((gen_dir / "manifest.json").read_text())
+    shape = (tiles, chip.rows, chip.columns)
+
+    def load(name, shape):
+        return read_hex_lines((gen_dir / name).read_bytes(), name).reshape(shape)
+
+    if (gen_dir / "adc_gain.hex").exists():
+        gain, offset = load("adc_gain.hex", shape[::2]), load("adc_offset.hex", shape[::2])
+    else:
+        gain, offset = np.ones(shape[::2]), np.zeros(shape[::2])
+    prog, xb = manifest["programming"], manifest["crossbar"]
+    return ProgrammedChip(chip, prog["seed"], prog["read_time_sec"], load("gpos.hex", shape),
+                          load("gneg.hex", shape), xb["g_unit_s"], xb["v_read_v"], gain, offset,
+                          np.zeros((0, 0, 0), np.int8))

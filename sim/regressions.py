@@ -169,9 +169,18 @@ class CoreRun:
 
 def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images: int,
              offset: int = 0, dataset: str = "mnist", check_layers: bool = True,
-             seed: int = DEFAULT_SEED, waves: bool = False) -> CoreRun:
-    """Run ``images`` images through the hardware generated in ``gen_dir`` on ``simulator``."""
+             seed: int = DEFAULT_SEED, waves: bool = False,
+             sources_dir: Path | None = None) -> CoreRun:
+    """Run ``images`` images through the hardware generated in ``gen_dir`` on ``simulator``.
+
+    ``sources_dir``: take the Verilog from this directory instead (it must be byte-identical
+    to ``gen_dir``'s, e.g. the same core on a chip that differs only in its conductance files):
+    with the same source paths and build directory the simulator's build is reused."""
     gen_dir = Path(gen_dir).resolve()
+    sources = Path(sources_dir).resolve() if sources_dir is not None else gen_dir
+    for f in ("mbnn_crossbar.v", "bnn_system.v"):
+        if (sources / f).read_bytes() != (gen_dir / f).read_bytes():
+            raise ValueError(f"{sources / f} differs from {gen_dir / f}: not the same hardware")
     build_dir = (Path(build_root) / "core" / name / simulator).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     # The crossbar opens its conductance (and ADC error) files relative to the simulator's
@@ -183,7 +192,7 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
     summary_file = build_dir / "summary.json"
     summary_file.unlink(missing_ok=True)
     result = run_cocotb(simulator=simulator,
-                        sources=[gen_dir / "mbnn_crossbar.v", gen_dir / "bnn_system.v"],
+                        sources=[sources / "mbnn_crossbar.v", sources / "bnn_system.v"],
                         toplevel="bnn_system", test_module="sim.tb.tb_core", build_dir=build_dir,
                         params={"dir": str(gen_dir), "images": images, "offset": offset,
                                 "dataset": dataset, "check_layers": check_layers,

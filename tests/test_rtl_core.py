@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from golden.analog.chip_state import program_chip
 from golden.chip import ChipConfig
+from golden.conductance import hex_lines
 from golden.core import CoreParams
 from golden.mapping import compile_model
 from golden.model import save_model
@@ -98,6 +100,14 @@ def test_random_tiny_cnn_on_a_non_ideal_chip(name, simulator, seed, build_root,
     nothing about them)."""
     require_simulator(simulator)
     gen = _generate(name, build_root, seed, simulator)
+    # the testbench checks against the state in the generated files: first, that state is the
+    # golden programming of this seed
+    core = CORE_SETS[name]
+    mapped = compile_model(core.load(seed), core.chip)
+    state = program_chip(mapped, seed)
+    assert (gen / "gpos.hex").read_bytes() == hex_lines(state.g_pos_s)
+    assert (gen / "gneg.hex").read_bytes() == hex_lines(state.g_neg_s)
+    assert (gen / "adc_offset.hex").read_bytes() == hex_lines(state.adc_offset_lsb)
     run = run_core(gen, simulator, build_root, name, 40, dataset="random", seed=seed)
     _report(run, record_property)
     s = run.summary

@@ -37,6 +37,7 @@ the Monte-Carlo evaluation adds it in the golden model only).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,7 @@ from ..conductance import ArrayConductances, program
 from ..mapping import MappedModel, mapped_infer
 from ..model import Inference
 from .adc import AdcErrors
-from .parasitics import CrossbarNetwork, physical_conductances
+from .parasitics import CrossbarNetwork, Parasitics, physical_conductances
 
 __all__ = ["ProgrammedChip", "program_chip", "program_arrays", "analog_read", "analog_infer"]
 
@@ -138,12 +139,10 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
                          f"({device.drift_t0_sec} s)")
     rng = np.random.default_rng(seed)
     tiles, rows, cols = target.g_pos_s.shape
-    g_pos = np.empty((tiles, rows, cols))
-    g_neg = np.empty((tiles, rows, cols))
     gain = np.ones((tiles, cols))
     offset = np.zeros((tiles, cols))
-    stuck = []
-    for t in range(tiles):
+    cells_g, stuck = [], []
+    for t in range(tiles):          # the draws, in a fixed order: tile by tile, cells then ADC
         phys_target = physical_conductances(target.g_pos_s[t], target.g_neg_s[t], chip.mapping)
         cells = device.program(phys_target, rng)
         g = cells.g_s
@@ -152,16 +151,40 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
         if device.iv_v0_v:
             v, v0 = target.v_read_v, device.iv_v0_v
             g = g * (v0 * np.sinh(v / v0)) / v
-        if not parasitics.ideal:
-            # an open cell (programmed to 0 S) has no finite resistance: the network needs a
-            # conductance, and a femtosiemens is an open circuit at these currents
-            g = CrossbarNetwork(np.maximum(g, 1e-15), parasitics).effective_conductance()
-        g_pos[t], g_neg[t] = _split(g, chip.mapping, cols)
+        cells_g.append(g)
+        stuck.append(cells.stuck)
         errors = adc.draw_errors(cols, rng)
         gain[t], offset[t] = errors.gain, errors.offset_lsb
-        stuck.append(cells.stuck)
+    if not parasitics.ideal:
+        cells_g = effective_conductances(cells_g, parasitics)
+    g_pos = np.empty((tiles, rows, cols))
+    g_neg = np.empty((tiles, rows, cols))
+    for t, g in enumerate(cells_g):
+        g_pos[t], g_neg[t] = _split(g, chip.mapping, cols)
     return ProgrammedChip(chip, seed, read_time_sec, g_pos, g_neg, target.g_unit_s,
                           target.v_read_v, gain, offset, np.stack(stuck).astype(np.int8))
+
+
+def _effective(args) -> np.ndarray:
+    g, parasitics = args
+    # an open cell (programmed to 0 S) has no finite resistance: the network needs a
+    # conductance, and a femtosiemens is an open circuit at these currents
+    return CrossbarNetwork(np.maximum(g, 1e-15), parasitics).effective_conductance()
+
+
+def effective_conductances(arrays: list[np.ndarray], parasitics: Parasitics,
+                           workers: int | None = None) -> list[np.ndarray]:
+    """Effective conductance matrices of many physical arrays with the same parasitics, on
+    ``workers`` processes (default: every core; each solve is independent and
+    deterministic, so the result does not depend on the split)."""
+    workers = min(len(arrays), os.cpu_count() or 1) if workers is None else workers
+    jobs = [(g, parasitics) for g in arrays]
+    if workers <= 1 or len(arrays) < 4:
+        return [_effective(j) for j in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_effective, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
 def analog_read(bits: np.ndarray, state: ProgrammedChip, tile: int, columns: int | None = None,

@@ -572,8 +572,9 @@ class _Factor:
         for ``A = L U`` with the interface last, it is ``inv(L22 @ U22)``, the inverse of the
         Schur complement."""
         n = self.lu.shape[0]
-        l22 = self.lu.L.tocsr()[n - k:, n - k:].toarray()
-        u22 = self.lu.U.tocsr()[n - k:, n - k:].toarray()
+        # the factors are CSC: slice the last columns first (cheap), then their last rows
+        l22 = self.lu.L[:, n - k:][n - k:, :].toarray()
+        u22 = self.lu.U[:, n - k:][n - k:, :].toarray()
         return np.linalg.inv(l22 @ u22)
 
 

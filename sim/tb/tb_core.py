@@ -22,7 +22,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
-from golden.analog.chip_state import analog_infer, program_chip
+from golden.analog.chip_state import analog_infer
 from golden.chip import ChipConfig
 from golden.mapping import compile_model, mapped_infer
 from golden.mnist import binarize_pixels, load_mnist
@@ -30,6 +30,7 @@ from golden.model import infer, load_model
 from golden.core import CoreParams
 from golden.schedule import image_words, layer_words, pack_words
 from periphery.core import result_layout
+from periphery.generate_model import load_programmed_chip
 from sim.payload import PayloadCodec
 
 CONFIG = json.loads(os.environ["MBNN_PARAMS"])
@@ -66,12 +67,12 @@ async def network_matches_golden(dut):
     # The plain model is the reference whenever the ADCs are exact; with saturating ADCs the
     # mapped golden model (which models saturation exactly and equals the plain model
     # otherwise) is; on a non-ideal chip, the golden read of the same programmed chip (the
-    # programming is re-done from the manifest's seed: deterministic).
+    # state is the one the crossbar loads, read back from the generated files; that those
+    # files are the golden programming of the manifest's seed is tested on its own).
     # the same model on the chip without its analog non-idealities (ADC saturation included)
     ideal = mapped_infer(compile_model(model, chip.ideal()), pixels)
     if chip.non_ideal_settings():
-        prog = manifest["programming"]
-        state = program_chip(mapped, prog["seed"], prog["read_time_sec"])
+        state = load_programmed_chip(gen, chip, mapped.tiles)
         golden = analog_infer(mapped, state, pixels, keep_layers=check_layers)
     elif mapped.chip.adc_exact:
         golden = infer(model, pixels, keep_layers=check_layers)
