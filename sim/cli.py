@@ -156,7 +156,8 @@ def _cmd_demo(args) -> int:
           f"its files: {program_s:.1f} s alongside the ideal run; non-ideal run after it "
           f"{time.perf_counter() - t0:.1f} s)")
     print(f"co-design summary, {args.images} images: ideal chip RTL "
-          f"{100 * ideal['rtl_accuracy']:.2f}%, non-ideal chip RTL {100 * real['rtl_accuracy']:.2f}% "
+          f"{100 * ideal['rtl_accuracy']:.2f}%, non-ideal chip RTL "
+          f"{100 * real['rtl_accuracy']:.2f}% "
           f"(golden read of that chip {100 * real['golden_accuracy']:.2f}%); mismatches "
           f"{ideal['mismatches']} + {real['mismatches']}")
     _print_shipped_models()
@@ -177,6 +178,7 @@ def _generated_dir(model_path: Path, chip, seed, drift_s, build) -> Path:
 
 def _run_inference(model, config, sim, images, offset, check_layers, build, seed, device=None,
                    drift_s=None, share_build: Path | None = None, pregenerated: bool = False,
+                   crossbar: str = "behavioural", dataset: str = "mnist",
                    quiet=True) -> dict:
     """Generate the hardware of ``model`` and run ``images`` images
     through it on ``sim``; ``golden`` runs the mapped golden model instead."""
@@ -193,9 +195,16 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
     loaded = load_model(model_path)          # clear error before any work
     non_ideal = bool(chip.non_ideal_settings())
     test = load_mnist("test")
-    if offset + images > len(test.labels):
-        raise ValueError(f"--images {images} from --offset {offset} exceeds the "
-                         f"{len(test.labels)} MNIST test images")
+    if dataset == "mnist":
+        if int(np.prod(loaded.arch.input_shape)) != test.images[0].size:
+            raise ValueError(f"--model {model_path}: input shape {loaded.arch.input_shape} is not "
+                             f"an MNIST image; use --dataset random")
+        if offset + images > len(test.labels):
+            raise ValueError(f"--images {images} from --offset {offset} exceeds the "
+                             f"{len(test.labels)} MNIST test images")
+    elif sim == "golden":
+        raise ValueError("--dataset random runs the RTL (random images have no labels); give "
+                         "--sim icarus or verilator")
     if sim == "golden":
         t0 = time.perf_counter()
         pixels = binarize_pixels(test.images[offset:offset + images])
@@ -226,6 +235,22 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
     if not pregenerated:
         generate_model(model_path, chip, gen_dir, seed=seed, read_time_sec=drift_s)
     gen_s = time.perf_counter() - t0
+    if crossbar == "vacask":
+        # every array read answered by the Verilog-A arrays solved in VACASK (batched ahead
+        # from the golden schedule); the core alone is simulated
+        from sim.cosim_vacask import run_core_vacask
+        run = run_core_vacask(gen_dir, sim, Path(build) / "sim-vacask", gen_dir.name, images,
+                              offset=offset, check_layers=check_layers, seed=seed,
+                              dataset=dataset)
+        if not quiet:
+            print(run.result.summary())
+        if run.summary is None:
+            raise RuntimeError(f"the RTL run produced no summary: {run.result.summary()}")
+        out = dict(run.summary)
+        out.update(simulator=sim, generate_s=time.perf_counter() - t0 - run.result.build_s
+                   - run.result.test_s, build_s=run.result.build_s, run_s=run.result.test_s,
+                   generated=str(gen_dir), passed=run.result.ok)
+        return out
     name, sources = gen_dir.name, None
     if share_build is not None and all(
             (gen_dir / f).read_bytes() == (Path(share_build) / f).read_bytes()
@@ -233,7 +258,7 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
         # the same hardware with other conductance files: reuse that run's simulator build
         name, sources = Path(share_build).name, Path(share_build)
     run = run_core(gen_dir, sim, Path(build) / "sim", name, images, offset=offset,
-                   check_layers=check_layers, seed=seed, sources_dir=sources)
+                   check_layers=check_layers, seed=seed, sources_dir=sources, dataset=dataset)
     if not quiet:
         print(run.result.summary())
     if run.summary is None:
@@ -264,6 +289,11 @@ def _print_inference(s: dict) -> None:
               f"{100 * s['golden_accuracy']:.2f}%"
               + (f", ideal chip {100 * s['ideal_golden_accuracy']:.2f}%"
                  if s.get("non_ideal_chip") else ""))
+    if s.get("crossbar") == "vacask":
+        print(f"  array reads answered by VACASK: {s['reads_answered']} ({s['reads_distinct']} "
+              f"distinct, {s['vacask_runs']} VACASK run(s), {s['vacask_wall_s']:.1f} s); "
+              f"codes differing from the golden read: {s['code_disagreements']}, reads within "
+              f"{s['boundary_margin_lsb']:g} LSB of an ADC boundary: {s['near_boundary_reads']}")
     print(f"  cycles per image: {s['cycles_per_image']:.0f} (analytical minimum "
           f"{s['min_cycles_per_image']}: one array read per cycle)")
     print(f"  simulation: {s['images_per_s']:.1f} images/s; build {s['build_s']:.1f} s, "
@@ -272,9 +302,13 @@ def _print_inference(s: dict) -> None:
 
 def _cmd_infer(args) -> int:
     import json as _json
+    if args.crossbar == "vacask" and args.sim == "golden":
+        raise ValueError("--crossbar vacask answers the RTL's reads: give --sim icarus or "
+                         "verilator, not golden")
     summary = _run_inference(args.model, args.config, args.sim, args.images, args.offset,
                              not args.no_layer_check, Path(args.build), args.seed,
-                             device=args.device, drift_s=args.drift_s)
+                             device=args.device, drift_s=args.drift_s, crossbar=args.crossbar,
+                             dataset=args.dataset)
     if args.json:
         print(_json.dumps(summary, sort_keys=True))
     else:
@@ -509,6 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cocotb seed, and the seed programming a non-ideal chip")
     inf.add_argument("--device", default=None,
                      help="device preset replacing the configuration's")
+    inf.add_argument("--dataset", choices=["mnist", "random"], default="mnist",
+                     help="MNIST test images, or seeded random inputs (models of other shapes)")
+    inf.add_argument("--crossbar", choices=["behavioural", "vacask"], default="behavioural",
+                     help="who answers the RTL's array reads: the behavioural Verilog crossbar, "
+                          "or the Verilog-A arrays in VACASK (small chips: every distinct read "
+                          "is solved)")
     inf.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
                      help="read time after programming, seconds (drift; default t0)")
     inf.add_argument("--build", default=str(DEFAULT_BUILD / "infer"))
@@ -572,6 +612,9 @@ def main(argv=None) -> int:
         if isinstance(exc, CircuitSimulationError):
             print(f"mbnn: error: {exc}", file=sys.stderr)
             return 4
+        if isinstance(exc, RuntimeError):     # a simulation that could not report
+            print(f"mbnn: error: {exc}", file=sys.stderr)
+            return 1
         raise
 
 

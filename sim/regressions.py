@@ -211,7 +211,8 @@ CROSSBAR_SETS = {
     "diff_16x8_adc3": (ChipConfig(16, 8, mapping="differential", adc_bits=3), 3, "targets"),
     "ref_16x8_adc3": (ChipConfig(16, 8, mapping="reference_column", adc_bits=3), 3, "targets"),
     "diff_128x128": (ChipConfig(128, 128), 2, "targets"),
-    "ref_37x13": (ChipConfig(37, 13, mapping="reference_column"), 2, "targets"),   # 13: not a multiple of 8
+    # 13 columns: not a multiple of the crossbar's 8 columns per loop iteration
+    "ref_37x13": (ChipConfig(37, 13, mapping="reference_column"), 2, "targets"),
     "nonideal_diff_32x16_adc6": (ChipConfig(32, 16, adc_bits=6, **NON_IDEAL), 3, "programmed"),
     "nonideal_ref_37x13": (ChipConfig(37, 13, mapping="reference_column", **NON_IDEAL), 2,
                            "programmed"),

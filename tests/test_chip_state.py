@@ -106,16 +106,16 @@ def test_non_ideal_chip_is_deterministic_and_differs_from_the_ideal_one(seed):
 
 def test_effective_state_reproduces_the_physical_network(seed):
     """The differential current the state predicts for a read equals the direct solve of the
-    programmed physical array (the cells before the parasitics, re-programmed with the same
-    draws) -- to 1e-9 of the largest column current."""
+    programmed physical array (its cells, ``g_phys_s``, with the chip's wires) -- to 1e-9 of
+    the largest column current."""
     mapped = tiny(seed, **NONIDEAL)
-    state = program_chip(mapped, seed=seed)
-    # replay the draws of tile 0: the first thing the generator makes
+    state = program_chip(mapped, seed)
     chip = mapped.chip
+    phys = state.g_phys_s[0]
     target = program(mapped)
-    phys = physical_conductances(target.g_pos_s[0], target.g_neg_s[0], chip.mapping)
-    cells = chip.device.program(phys, np.random.default_rng(seed))
-    net = CrossbarNetwork(np.maximum(cells.g_s, 1e-15), chip.parasitics)
+    assert np.mean(phys != physical_conductances(target.g_pos_s[0], target.g_neg_s[0],
+                                                  chip.mapping)) > 0.9   # programming spread
+    net = CrossbarNetwork(np.maximum(phys, 1e-15), chip.parasitics)
     v = (np.random.default_rng(seed).random(chip.rows) < 0.5) * state.v_read_v
     i_direct = weight_currents(net.column_currents(v), chip.mapping)
     i_state = v @ (state.g_pos_s[0] - state.g_neg_s[0])
@@ -232,3 +232,15 @@ def test_infer_golden_reports_the_non_ideal_and_the_ideal_accuracy(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith(
         "mbnn: error: --device: unknown device preset 'memristor'")
+
+
+def test_infer_refuses_combinations_it_cannot_run():
+    r = _mbnn("infer", "--model", "models/mlp.npz", "--sim", "golden", "--crossbar", "vacask",
+              "--images", "2")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "mbnn: error: --crossbar vacask answers the RTL's reads: give --sim icarus or "
+        "verilator, not golden")
+    r = _mbnn("infer", "--model", "models/mlp.npz", "--sim", "golden", "--dataset", "random",
+              "--images", "2")
+    assert r.returncode == 2 and "--dataset random runs the RTL" in r.stderr

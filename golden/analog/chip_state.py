@@ -72,6 +72,10 @@ class ProgrammedChip:
     stuck : int8 array (tiles, rows, physical columns)
         +1 stuck at G_on, -1 stuck at G_off, 0 healthy (the physical layout of
         :func:`physical_conductances`).
+    g_phys_s : float64 array (tiles, rows, physical columns), or None
+        The programmed cells themselves, drifted to the read time, before the sinh law and
+        the parasitic reduction: what a circuit simulator of the physical arrays needs (None
+        when the state was read back from generated files, which hold only the reduction).
     """
 
     chip: ChipConfig
@@ -84,6 +88,7 @@ class ProgrammedChip:
     adc_gain: np.ndarray
     adc_offset_lsb: np.ndarray
     stuck: np.ndarray
+    g_phys_s: np.ndarray | None = None
 
     @property
     def tiles(self) -> int:
@@ -105,7 +110,8 @@ def _split(g_phys: np.ndarray, mapping: str, columns: int) -> tuple[np.ndarray, 
 
 
 def program_chip(mapped: MappedModel, seed: int | None = None,
-                 read_time_sec: float | None = None) -> ProgrammedChip:
+                 read_time_sec: float | None = None, workers: int | None = None
+                 ) -> ProgrammedChip:
     """Program every array of ``mapped`` on its chip (see the module docstring for the steps).
 
     Raises
@@ -115,13 +121,16 @@ def program_chip(mapped: MappedModel, seed: int | None = None,
         ADC whose LSB is not one weight, or non-linear cells with wire/source/sense resistance
         (not a linear map).
     """
-    return program_arrays(program(mapped, mapped.chip.device), mapped.chip, seed, read_time_sec)
+    return program_arrays(program(mapped, mapped.chip.device), mapped.chip, seed, read_time_sec,
+                          workers)
 
 
 def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None = None,
-                   read_time_sec: float | None = None) -> ProgrammedChip:
+                   read_time_sec: float | None = None, workers: int | None = None
+                   ) -> ProgrammedChip:
     """:func:`program_chip` for arrays given by their target conductances (tiles, rows,
-    columns) -- e.g. :func:`golden.conductance.program_tiles` of test weights."""
+    columns) -- e.g. :func:`golden.conductance.program_tiles` of test weights. The arrays'
+    parasitic solves run on ``workers`` processes (default: every core)."""
     device, adc, parasitics = chip.device, chip.adc, chip.parasitics
     draws = set(device.non_ideal_parameters()) - {"iv_v0_v", "levels"}
     if seed is None and (draws or adc.gain_dtod or adc.offset_dtod_lsb):
@@ -141,13 +150,14 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
     tiles, rows, cols = target.g_pos_s.shape
     gain = np.ones((tiles, cols))
     offset = np.zeros((tiles, cols))
-    cells_g, stuck = [], []
+    phys, cells_g, stuck = [], [], []
     for t in range(tiles):          # the draws, in a fixed order: tile by tile, cells then ADC
         phys_target = physical_conductances(target.g_pos_s[t], target.g_neg_s[t], chip.mapping)
         cells = device.program(phys_target, rng)
         g = cells.g_s
         if read_time_sec is not None:
             g = device.drift(g, read_time_sec, cells.nu)
+        phys.append(g)
         if device.iv_v0_v:
             v, v0 = target.v_read_v, device.iv_v0_v
             g = g * (v0 * np.sinh(v / v0)) / v
@@ -156,13 +166,14 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
         errors = adc.draw_errors(cols, rng)
         gain[t], offset[t] = errors.gain, errors.offset_lsb
     if not parasitics.ideal:
-        cells_g = effective_conductances(cells_g, parasitics)
+        cells_g = effective_conductances(cells_g, parasitics, workers)
     g_pos = np.empty((tiles, rows, cols))
     g_neg = np.empty((tiles, rows, cols))
     for t, g in enumerate(cells_g):
         g_pos[t], g_neg[t] = _split(g, chip.mapping, cols)
     return ProgrammedChip(chip, seed, read_time_sec, g_pos, g_neg, target.g_unit_s,
-                          target.v_read_v, gain, offset, np.stack(stuck).astype(np.int8))
+                          target.v_read_v, gain, offset, np.stack(stuck).astype(np.int8),
+                          np.stack(phys))
 
 
 def _effective(args) -> np.ndarray:

@@ -413,7 +413,8 @@ class Device:
         w = np.asarray(width_sec, np.float64)
         pol = np.asarray(polarity)
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"amplitude_v must be finite, not {a[~np.isfinite(a)].flat[0].item()!r}")
+            bad = a[~np.isfinite(a)].flat[0].item()
+            raise ValueError(f"amplitude_v must be finite, not {bad!r}")
         if not np.all(np.isfinite(w) & (w > 0)):
             raise ValueError(f"width_sec must be positive and finite, not "
                              f"{w[~(np.isfinite(w) & (w > 0))].flat[0].item()!r}")

@@ -208,7 +208,8 @@ class CrossbarNetwork:
         bad = ~np.isfinite(g) | (g <= 0)
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise ValueError(f"g_s must be finite and > 0 siemens; cell ({r}, {c}) is {float(g[r, c])!r}")
+            raise ValueError(f"g_s must be finite and > 0 siemens; cell ({r}, {c}) is "
+                             f"{float(g[r, c])!r}")
         if iv_v0_v is not None and (isinstance(iv_v0_v, bool)
                                     or not isinstance(iv_v0_v, (int, float, np.number))
                                     or not np.isfinite(iv_v0_v) or iv_v0_v <= 0):

@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 __all__ = ["CircuitSimulationError", "ModelCompileError", "NotConverged", "SimulationTimeout",
-           "SimulatorFailed", "CircuitResult"]
+           "SimulatorFailed", "CircuitResult", "work_directory", "run_simulator", "last_lines"]
 
 
 class CircuitSimulationError(RuntimeError):
@@ -81,7 +81,7 @@ class CircuitResult:
         return self.word_line_v - self.bit_line_v
 
 
-# --- process handling shared by the drivers (private) ------------------------------------------
+# --- process handling shared by the drivers and the VACASK co-simulation ------------------
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -91,14 +91,14 @@ def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def _last_lines(text: str, n: int = 3) -> str:
+def last_lines(text: str, n: int = 3) -> str:
     """The last ``n`` non-empty lines joined with `` | `` (for one-line error messages)."""
     lines = [ln.strip() for ln in _strip_ansi(text).splitlines() if ln.strip()]
     return " | ".join(lines[-n:]) if lines else "(no output)"
 
 
 @contextmanager
-def _work_directory(work_dir: str | Path | None, prefix: str) -> Iterator[Path]:
+def work_directory(work_dir: str | Path | None, prefix: str) -> Iterator[Path]:
     """``work_dir`` (created if needed, kept) or a fresh temporary directory that is removed
     afterwards, also when the simulation fails."""
     if work_dir is not None:
@@ -111,13 +111,13 @@ def _work_directory(work_dir: str | Path | None, prefix: str) -> Iterator[Path]:
 
 
 @dataclass(frozen=True)
-class _Completed:
+class Completed:
     returncode: int
     output: str        # stdout and stderr, interleaved as the simulator wrote them
     wall_time_s: float
 
 
-def _run(argv: list[str], cwd: Path, timeout_s: float, what: str) -> _Completed:
+def run_simulator(argv: list[str], cwd: Path, timeout_s: float, what: str) -> Completed:
     """Run a simulator; on timeout kill its whole process group (VACASK starts the Verilog-A
     compiler as a child process) and raise :class:`SimulationTimeout` naming the limit."""
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) \
@@ -136,7 +136,7 @@ def _run(argv: list[str], cwd: Path, timeout_s: float, what: str) -> _Completed:
     except BaseException:
         _kill_group(proc)
         raise
-    return _Completed(proc.returncode, out.decode("utf-8", "replace"),
+    return Completed(proc.returncode, out.decode("utf-8", "replace"),
                       time.perf_counter() - start)
 
 

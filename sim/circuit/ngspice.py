@@ -14,8 +14,8 @@ import numpy as np
 
 from golden.analog.parasitics import Parasitics
 from sim import toolchain
-from sim.circuit import (CircuitResult, NotConverged, SimulatorFailed, _last_lines, _run,
-                         _strip_ansi, _work_directory)
+from sim.circuit import (CircuitResult, NotConverged, SimulatorFailed, _strip_ansi, last_lines,
+                         run_simulator, work_directory)
 from sim.circuit.netlist import crossbar_netlist
 from sim.spice_raw import RawFormatError, read_raw
 
@@ -67,21 +67,22 @@ def simulate(g_s, v_in_v, parasitics: Parasitics = Parasitics(), *,
     exe = toolchain.require("ngspice").executable
     rows, cols = netlist.shape
     what = f"ngspice ({rows}x{cols} array)"
-    with _work_directory(work_dir, "mbnn-ngspice-") as wd:
+    with work_directory(work_dir, "mbnn-ngspice-") as wd:
         (wd / "crossbar.cir").write_text(netlist.text)
         raw_path = wd / "crossbar.raw"
         # -b batch, -n: no ~/.spiceinit or local init file (their settings would change the
         # run), -r: binary raw file with every saved vector in full double precision
-        done = _run([exe, "-b", "-n", "-r", raw_path.name, "crossbar.cir"], wd, timeout_s, what)
+        done = run_simulator([exe, "-b", "-n", "-r", raw_path.name, "crossbar.cir"], wd,
+                             timeout_s, what)
         text = _strip_ansi(done.output)
         lowered = text.lower()
         if any(m in lowered for m in _NO_CONVERGENCE):
-            raise NotConverged(f"{what} found no operating point: {_last_lines(text)}")
+            raise NotConverged(f"{what} found no operating point: {last_lines(text)}")
         # ngspice in batch mode can exit 0 after an error: the raw file is the evidence
         if done.returncode != 0 or not raw_path.is_file():
             raise SimulatorFailed(f"{what} failed (exit code {done.returncode}, "
                                   f"{'no' if not raw_path.is_file() else 'a'} raw file): "
-                                  f"{_last_lines(text)}")
+                                  f"{last_lines(text)}")
         try:
             raw = read_raw(raw_path)
         except RawFormatError as exc:

@@ -16,7 +16,7 @@ import numpy as np
 from golden.analog.parasitics import Parasitics
 from sim import toolchain
 from sim.circuit import (CircuitResult, ModelCompileError, NotConverged, SimulatorFailed,
-                         _last_lines, _run, _strip_ansi, _work_directory)
+                         last_lines, run_simulator, _strip_ansi, work_directory)
 from sim.circuit.netlist import ANALYSIS_NAME, check_array, crossbar_netlist
 from sim.runner import REPO_ROOT
 from sim.spice_raw import RawFormatError, read_raw
@@ -121,21 +121,21 @@ def simulate(g_s, v_in_v, parasitics: Parasitics = Parasitics(), *,
     exe = toolchain.require("vacask").executable
     rows, cols = netlist.shape
     what = f"VACASK ({rows}x{cols} array)"
-    with _work_directory(work_dir, "mbnn-vacask-") as wd:
+    with work_directory(work_dir, "mbnn-vacask-") as wd:
         shutil.copyfile(cell_model, wd / cell_model.name)
         (wd / "crossbar.sim").write_text(netlist.text)
         # VACASK uses one thread unless told otherwise (-n): right for the two shared cores of
         # the reference machine. Its progress messages carry the analysis time.
-        done = _run([exe, "crossbar.sim"], wd, timeout_s, what)
+        done = run_simulator([exe, "crossbar.sim"], wd, timeout_s, what)
         limits = (f"op_itl={max_newton_iterations} Newton iterations, homotopy "
                   f"{'on' if homotopy else 'off'}")
-        _check_output(done.returncode, done.output, cell_model.name, what, limits)
+        check_output(done.returncode, done.output, cell_model.name, what, limits)
         raw_path = wd / f"{ANALYSIS_NAME}.raw"
         try:
             raw = read_raw(raw_path)
         except (OSError, RawFormatError) as exc:
             raise SimulatorFailed(f"{what} wrote no readable results ({exc}); output: "
-                                  f"{_last_lines(done.output)}") from None
+                                  f"{last_lines(done.output)}") from None
     try:
         i_col = np.array([raw[f"{s}:flow(br)"][0] for s in netlist.sense_sources])
         word = bit = None
@@ -153,7 +153,7 @@ def _node_values(raw: dict[str, np.ndarray], names: np.ndarray) -> np.ndarray:
     return np.array([raw[n][0] for n in names.ravel().tolist()]).reshape(names.shape)
 
 
-def _check_output(returncode: int, output: str, model_name: str, what: str, limits: str
+def check_output(returncode: int, output: str, model_name: str, what: str, limits: str
                   ) -> None:
     """Turn VACASK's failure reports into one-line exceptions."""
     text = _strip_ansi(output)
@@ -171,4 +171,4 @@ def _check_output(returncode: int, output: str, model_name: str, what: str, limi
         raise NotConverged(f"{what} found no operating point ({limits}): "
                            f"{' | '.join(said[-4:])}")
     if returncode != 0:
-        raise SimulatorFailed(f"{what} exited with code {returncode}: {_last_lines(text)}")
+        raise SimulatorFailed(f"{what} exited with code {returncode}: {last_lines(text)}")

@@ -37,7 +37,7 @@ CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 CLOCK_NS = 10
 
 
-def _inputs(model, count: int, offset: int, dataset: str, seed: int):
+def network_inputs(model, count: int, offset: int, dataset: str, seed: int):
     """(pixel bits (N, ...), labels or None)."""
     if dataset == "mnist":
         test = load_mnist("test")
@@ -52,6 +52,14 @@ def _inputs(model, count: int, offset: int, dataset: str, seed: int):
 
 @cocotb.test()
 async def network_matches_golden(dut):
+    """The generated system (core + behavioural crossbar) against the golden model."""
+    await run_network(dut)
+
+
+async def run_network(dut):
+    """Stimulus, golden model and scoreboard of a whole-network run on ``dut`` (any top that
+    has the core's ports and answers its crossbar reads: the behavioural crossbar inside, or a
+    testbench-side crossbar such as the VACASK one of ``sim.tb.tb_core_vacask``)."""
     gen = Path(CONFIG["dir"])
     manifest = json.loads((gen / "manifest.json").read_text())
     model = load_model(gen / "model.npz")
@@ -63,7 +71,7 @@ async def network_matches_golden(dut):
     seed = cocotb.RANDOM_SEED
     dut._log.info("%d %s images from %d, layer checks %s, seed %d", count, CONFIG["dataset"],
                   offset, "on" if check_layers else "off", seed)
-    pixels, labels = _inputs(model, count, offset, CONFIG["dataset"], seed)
+    pixels, labels = network_inputs(model, count, offset, CONFIG["dataset"], seed)
     # The plain model is the reference whenever the ADCs are exact; with saturating ADCs the
     # mapped golden model (which models saturation exactly and equals the plain model
     # otherwise) is; on a non-ideal chip, the golden read of the same programmed chip (the
