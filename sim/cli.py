@@ -423,6 +423,138 @@ def _cmd_spice_check(args) -> int:
     return 0 if result.passed else 1
 
 
+# evaluate's non-ideality options: (option, where it goes, how it converts)
+_EVAL_PARAMS = {
+    "variation": "device g_dtod_sigma_ln: lognormal programming spread (sigma of ln G)",
+    "saf-rate": "stuck-at fault rate, split evenly between stuck at G_on and at G_off",
+    "r-wire": "wire resistance per cell segment, ohms",
+    "adc-bits": "ADC resolution, bits",
+    "drift-s": "read time after programming, seconds",
+}
+
+
+def _eval_chip(base, values: dict):
+    """The chip of ``evaluate``: ``base`` with the option values."""
+    from dataclasses import replace
+
+    from golden.analog.devices import device_preset
+    dev = base.device
+    overrides = {}
+    if "variation" in values:
+        overrides["g_dtod_sigma_ln"] = values["variation"]
+    if "saf-rate" in values:
+        overrides["stuck_on_rate"] = overrides["stuck_off_rate"] = values["saf-rate"] / 2
+    if overrides:
+        dev = device_preset(dev.preset, **{**_device_overrides(dev), **overrides})
+    chip = replace(base, device=dev)
+    if "r-wire" in values:
+        chip = replace(chip, r_wire_ohm=values["r-wire"])
+    if "adc-bits" in values:
+        chip = replace(chip, adc_bits=int(values["adc-bits"]), adc_full_scale=None)
+    return chip
+
+
+def _device_overrides(dev) -> dict:
+    """The parameters of ``dev`` that differ from its preset's defaults."""
+    from golden.analog.devices import device_preset
+    base = device_preset(dev.preset).record()
+    return {k: v for k, v in dev.record().items() if k != "preset" and base.get(k) != v}
+
+
+def _cmd_evaluate(args) -> int:
+    import json
+
+    import numpy as np
+
+    from golden.analog.evaluate import evaluate_chips
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.model import load_model
+
+    # everything checked before the first chip is programmed
+    model = load_model(args.model)
+    base = _chip(args.config, args.device)
+    fixed = {k: getattr(args, k.replace("-", "_")) for k in _EVAL_PARAMS
+             if getattr(args, k.replace("-", "_")) is not None}
+    sweep_name, sweep_values = None, [None]
+    if args.sweep is not None:
+        name, _, text = args.sweep.partition("=")
+        if name not in _EVAL_PARAMS:
+            raise ValueError(f"--sweep: unknown parameter {name!r}; expected one of "
+                             f"{', '.join(_EVAL_PARAMS)}")
+        try:
+            sweep_values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise ValueError(f"--sweep {args.sweep!r}: expected {name}=V1,V2,... with numbers") \
+                from None
+        if not sweep_values or not all(np.isfinite(sweep_values)) or min(sweep_values) < 0:
+            raise ValueError(f"--sweep {args.sweep!r}: values must be finite numbers >= 0")
+        sweep_name = name
+    chips = []
+    for v in sweep_values:
+        values = dict(fixed, **({sweep_name: v} if sweep_name else {}))
+        try:
+            chip = _eval_chip(base, values)
+        except ValueError as exc:
+            where = f"--sweep {sweep_name}={v!r}" if sweep_name else "evaluate"
+            raise ValueError(f"{where}: {exc}") from None
+        chips.append((v, chip, values.get("drift-s")))
+    test = load_mnist("test")
+    if args.images > len(test.labels):
+        raise ValueError(f"--images {args.images} exceeds the {len(test.labels)} MNIST test "
+                         f"images")
+    pixels = binarize_pixels(test.images[:args.images])
+    labels = test.labels[:args.images]
+    tty = sys.stderr.isatty() and not args.json
+
+    def progress(done, total):
+        if tty:
+            print(f"\r  chips {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    results = []
+    for v, chip, drift in chips:
+        acc = evaluate_chips(model, chip, pixels, labels, args.chips, args.seed, drift,
+                             progress=progress)
+        row = dict(acc.as_dict(), value=v, device=chip.device.record(),
+                   r_wire_ohm=chip.r_wire_ohm, adc_bits=chip.adc_bits)
+        results.append(row)
+        if not args.json:
+            label = f"{sweep_name} = {v:g}: " if sweep_name else ""
+            print(f"{label}accuracy over {args.chips} chips: mean {100 * row['mean']:.2f}%, std "
+                  f"{100 * row['std']:.2f}, min {100 * row['min']:.2f}%, max "
+                  f"{100 * row['max']:.2f}% (ideal chip {100 * row['ideal_accuracy']:.2f}%)")
+    out = {"model": str(args.model), "images": args.images, "chips": args.chips,
+           "seed": args.seed, "sweep": sweep_name, "results": results,
+           "wall_s": time.perf_counter() - t0}
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+    else:
+        print(f"{len(results) * args.chips} chips x {args.images} images in "
+              f"{out['wall_s']:.1f} s (read noise on every read)")
+    return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, not {text}")
+    return value
+
+
 def _ohms(text: str) -> float:
     try:
         value = float(text)
@@ -554,6 +686,30 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--build", default=str(DEFAULT_BUILD / "infer"))
     inf.add_argument("--json", action="store_true", help="print one JSON object")
     inf.set_defaults(func=_cmd_infer)
+
+    ev2 = sub.add_parser("evaluate", help="Monte-Carlo accuracy over many non-ideal chips "
+                                          "(golden reads with read noise)")
+    ev2.add_argument("--model", required=True)
+    ev2.add_argument("--config", default=None, help="chip configuration TOML")
+    ev2.add_argument("--device", default=None, help="device preset replacing the config's")
+    ev2.add_argument("--variation", type=_non_negative, default=None, metavar="X",
+                     help=_EVAL_PARAMS["variation"])
+    ev2.add_argument("--saf-rate", type=_fraction, default=None, metavar="X",
+                     help=_EVAL_PARAMS["saf-rate"])
+    ev2.add_argument("--r-wire", type=_ohms, default=None, metavar="OHM",
+                     help=_EVAL_PARAMS["r-wire"])
+    ev2.add_argument("--adc-bits", type=_positive, default=None, metavar="N",
+                     help=_EVAL_PARAMS["adc-bits"])
+    ev2.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
+                     help=_EVAL_PARAMS["drift-s"])
+    ev2.add_argument("--chips", type=_positive, required=True, metavar="K",
+                     help="chips (seeds S, S+1, ...)")
+    ev2.add_argument("--images", type=_positive, default=10000)
+    ev2.add_argument("--seed", type=_seed, default=1)
+    ev2.add_argument("--sweep", default=None, metavar="PARAM=V1,V2,...",
+                     help=f"accuracy against one parameter ({', '.join(_EVAL_PARAMS)})")
+    ev2.add_argument("--json", action="store_true")
+    ev2.set_defaults(func=_cmd_evaluate)
 
     sc = sub.add_parser("spice-check", help="golden parasitic solver vs VACASK (and ngspice) "
                                             "on one random programmed array")

@@ -1,0 +1,113 @@
+"""Monte-Carlo accuracy over non-ideal chips: the fast evaluation read against the exact read,
+the read-noise model against per-cell noise, determinism, and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.analog.chip_state import analog_infer, program_chip
+from golden.analog.evaluate import evaluate_chips, fast_analog_infer
+from golden.chip import ChipConfig
+from golden.mapping import compile_model
+from golden.mnist import binarize_pixels, load_mnist
+from golden.model import load_model
+from sim.regressions import CORE_SETS, NON_IDEAL
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_fast_read_equals_the_exact_read_without_noise(seed):
+    """Matrix-product reads give the exact read's codes (they could differ only within ulps
+    of an ADC boundary): the tiny CNN on a non-ideal chip and the MLP on an RRAM chip."""
+    core = CORE_SETS["tiny_16x8_nonideal"]
+    mapped = compile_model(core.load(seed), core.chip)
+    state = program_chip(mapped, seed)
+    x = (np.random.default_rng(seed).random((50,) + tuple(mapped.input_shape)) < 0.5)
+    np.testing.assert_array_equal(fast_analog_infer(mapped, state, x).scores,
+                                  analog_infer(mapped, state, x).scores)
+    mlp = compile_model(load_model(REPO / "models/mlp.npz"),
+                        ChipConfig(device={"preset": "rram", "stuck_off_rate": 0.02},
+                                   adc_offset_dtod_lsb=0.2))
+    state = program_chip(mlp, seed)
+    px = binarize_pixels(load_mnist("test").images[:300])
+    np.testing.assert_array_equal(fast_analog_infer(mlp, state, px).scores,
+                                  analog_infer(mlp, state, px).scores)
+
+
+def test_read_noise_has_the_per_cell_distribution(seed):
+    """One normal per column with variance (V sigma)^2 sum(G+^2 + G-^2) over driven rows has
+    the distribution of a fresh normal per cell: compare mean and variance of the ADC input
+    with 4000 per-cell draws (5-sigma bounds on the sample statistics)."""
+    core = CORE_SETS["tiny_16x8"]
+    chip = ChipConfig(16, 8, adc_bits=8, device={"preset": "rram", "read_noise_std": 0.05})
+    mapped = compile_model(core.load(seed), chip)
+    state = program_chip(mapped, seed)
+    rng = np.random.default_rng(seed)
+    bits = (rng.random(16) < 0.5).astype(float)
+    bits[0] = 1
+    n = 4000
+    z_pos = rng.standard_normal((n, 16, 8))
+    z_neg = rng.standard_normal((n, 16, 8))
+    gp, gn = state.g_pos_s[0], state.g_neg_s[0]
+    per_cell = state.v_read_v * np.einsum("r,nrc->nc", bits, gp * (1 + 0.05 * z_pos)
+                                          - gn * (1 + 0.05 * z_neg))
+    mean = state.v_read_v * bits @ (gp - gn)
+    var = (state.v_read_v * 0.05) ** 2 * bits @ (gp ** 2 + gn ** 2)
+    assert np.all(np.abs(per_cell.mean(axis=0) - mean) < 5 * np.sqrt(var / n))
+    assert np.all(np.abs(per_cell.var(axis=0) / var - 1) < 5 * np.sqrt(2 / n))
+
+
+def test_chips_are_seeded_and_independent_of_the_worker_count(seed):
+    model = CORE_SETS["tiny_16x8"].load(seed)
+    chip = ChipConfig(16, 8, adc_bits=5, **NON_IDEAL)
+    x = (np.random.default_rng(seed).random((60,) + tuple(model.arch.input_shape)) < 0.5)
+    y = np.random.default_rng(seed + 1).integers(0, 5, 60)
+    a = evaluate_chips(model, chip, x, y, 3, seed, workers=1)
+    b = evaluate_chips(model, chip, x, y, 3, seed, workers=2)
+    np.testing.assert_array_equal(a.accuracies, b.accuracies)
+    # chip k is the chip programmed with seed + k, read with its own noise stream
+    with pytest.raises(ValueError, match="chips must be a positive integer, not 0"):
+        evaluate_chips(model, chip, x, y, 0, seed)
+
+
+def mbnn(*args):
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=600)
+
+
+def test_evaluate_sweep_json():
+    r = mbnn("evaluate", "--model", "models/mlp.npz", "--device", "rram", "--chips", "2",
+             "--images", "500", "--sweep", "saf-rate=0,0.2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["sweep"] == "saf-rate" and [row["value"] for row in out["results"]] == [0, 0.2]
+    clean, faulty = out["results"]
+    assert clean["chips"] == 2 and len(clean["accuracies"]) == 2
+    assert faulty["device"]["stuck_on_rate"] == 0.1 == faulty["device"]["stuck_off_rate"]
+    # 20 % stuck cells cost accuracy; a clean RRAM chip stays near the ideal one
+    assert faulty["mean"] < clean["mean"] - 0.02
+    assert abs(clean["mean"] - clean["ideal_accuracy"]) < 0.03
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--chips", "0"), "argument --chips: expected a positive integer, not 0"),
+    (("--chips", "2", "--saf-rate", "1.5"), "argument --saf-rate: expected a number in [0, 1], "
+                                            "not 1.5"),
+    (("--chips", "2", "--variation", "nan"), "argument --variation: expected a finite number "
+                                             ">= 0, not nan"),
+    (("--chips", "2", "--sweep", "temperature=1,2"), "--sweep: unknown parameter 'temperature'"),
+    (("--chips", "2", "--sweep", "r-wire=1,x"), "--sweep 'r-wire=1,x': expected r-wire=V1,V2"),
+    (("--chips", "2", "--images", "20000"), "--images 20000 exceeds the 10000 MNIST test"),
+    (("--chips", "2", "--device", "memristor"), "--device: unknown device preset 'memristor'"),
+])
+def test_evaluate_bad_input(args, message):
+    r = mbnn("evaluate", "--model", "models/mlp.npz", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in r.stderr
