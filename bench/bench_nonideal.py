@@ -1,0 +1,92 @@
+"""Non-ideal chip figures, side by side in one run (shipped MLP, configs/demo_nonideal.toml).
+
+* golden throughput on the MNIST test images: integer inference of the model (the ideal
+  golden), the evaluation read of the programmed non-ideal chip (matrix products, state
+  precomputed), and the exact read (the RTL's operation order);
+* programming the chip: device draws plus every array's parasitic solve, on 1 and 2 processes;
+* Monte Carlo: `evaluate`'s cost per chip (programming + 10 000 images with read noise);
+* with ``--rtl``: the ideal and the non-ideal chip through the RTL on Verilator, one shared
+  build, images/s of each.
+
+    .venv/bin/python bench/bench_nonideal.py [--images 10000] [--chips 4] [--rtl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden.analog.chip_state import analog_infer, program_chip
+from golden.analog.evaluate import evaluate_chips, fast_analog_infer
+from golden.chip import load_chip_config
+from golden.mapping import compile_model
+from golden.mnist import binarize_pixels, load_mnist
+from golden.model import infer, load_model
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=10000)
+    ap.add_argument("--chips", type=int, default=4)
+    ap.add_argument("--rtl", action="store_true")
+    args = ap.parse_args()
+    model = load_model(REPO / "models" / "mlp.npz")
+    chip = load_chip_config(REPO / "configs" / "demo_nonideal.toml")
+    mapped = compile_model(model, chip)
+    test = load_mnist("test")
+    px, y = binarize_pixels(test.images[:args.images]), test.labels[:args.images]
+
+    state, t_prog2 = timed(lambda: program_chip(mapped, 7))
+    _, t_prog1 = timed(lambda: program_chip(mapped, 7, workers=1))
+    ideal, t_ideal = timed(lambda: infer(model, px))
+    fast, t_fast = timed(lambda: fast_analog_infer(mapped, state, px))
+    n_exact = min(args.images, 1000)
+    exact, t_exact = timed(lambda: analog_infer(mapped, state, px[:n_exact]))
+    same = bool(np.array_equal(exact.scores, fast.scores[:n_exact]))
+    print(f"shipped MLP on {chip.rows}x{chip.columns} arrays ({mapped.tiles} arrays), "
+          f"configs/demo_nonideal.toml, {args.images} images")
+    print(f"  programming the chip: {t_prog1:.1f} s on 1 process, {t_prog2:.1f} s on 2")
+    print(f"  ideal golden (integer) inference: {args.images / t_ideal:,.0f} images/s, "
+          f"accuracy {100 * np.mean(ideal.predictions == y):.2f}%")
+    print(f"  non-ideal evaluation read:        {args.images / t_fast:,.0f} images/s "
+          f"({100 * t_ideal / t_fast:.0f} % of ideal), accuracy "
+          f"{100 * np.mean(fast.predictions == y):.2f}%")
+    print(f"  non-ideal exact read (RTL order):  {n_exact / t_exact:,.0f} images/s; equal codes "
+          f"to the evaluation read on {n_exact} images: {same}")
+    rram = chip.ideal()
+    from dataclasses import replace
+    rram = replace(rram, device={"preset": "rram"})
+    acc, t_mc = timed(lambda: evaluate_chips(model, rram, px, y, args.chips, 1))
+    print(f"  evaluate, rram preset without parasitics: {args.chips} chips in {t_mc:.1f} s "
+          f"({t_mc / args.chips:.1f} s per chip on 2 processes; 100 chips ~ "
+          f"{100 * t_mc / args.chips / 60:.1f} min), mean {100 * acc.mean:.2f}%")
+    acc, t_mc = timed(lambda: evaluate_chips(model, chip, px, y, 2, 1))
+    print(f"  evaluate, demo chip with parasitics: 2 chips in {t_mc:.1f} s "
+          f"({t_mc / 2:.1f} s per chip; 100 chips ~ {100 * t_mc / 2 / 60:.0f} min), "
+          f"mean {100 * acc.mean:.2f}%")
+    if args.rtl:
+        from sim.cli import _run_inference
+        build = REPO / "build" / "bench-nonideal"
+        n = min(args.images, 2000)
+        a = _run_inference(REPO / "models/mlp.npz", None, "verilator", n, 0, True, build, 7)
+        b = _run_inference(REPO / "models/mlp.npz", str(REPO / "configs/demo_nonideal.toml"),
+                           "verilator", n, 0, True, build, 7, share_build=Path(a["generated"]))
+        print(f"  RTL on Verilator, {n} images, layer checks: ideal chip "
+              f"{a['images_per_s']:.1f} images/s ({a['mismatches']} mismatches), non-ideal "
+              f"{b['images_per_s']:.1f} images/s ({b['mismatches']} mismatches); ratio "
+              f"{b['images_per_s'] / a['images_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
