@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -542,54 +543,26 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], not {text}")
-    return value
+def _real(description: str, lo: float, lo_open: bool, hi: float = float("inf")):
+    """An argparse type: a finite float in ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``); bad
+    text and out-of-range values are "expected <description>, not <text>"."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {description}, not {text}")
+        return value
+    return parse
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, not {text}")
-    return value
-
-
-def _ohms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a resistance in ohms, not {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite resistance >= 0 ohms, not {text}")
-    return value
-
-
-def _volts(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a voltage, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite voltage > 0, not {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite time > 0 s, not {text}")
-    return value
+_ohms = _real("a finite resistance >= 0 ohms", 0.0, False)
+_volts = _real("a finite voltage > 0", 0.0, True)
+_seconds = _real("a finite time > 0 s", 0.0, True)
+_non_negative = _real("a finite number >= 0", 0.0, False)
+_fraction = _real("a number in [0, 1]", 0.0, False, 1.0)
 
 
 def _seed(text: str) -> int:
