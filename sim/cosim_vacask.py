@@ -55,9 +55,8 @@ import numpy as np
 
 from golden.analog.adc import AdcErrors
 from golden.analog.chip_state import ProgrammedChip, analog_read, program_chip
-from golden.analog.parasitics import CrossbarNetwork, physical_conductances, weight_currents
+from golden.analog.parasitics import weight_currents
 from golden.chip import ChipConfig
-from golden.conductance import program
 from golden.core import CoreParams
 from golden.fileio import atomic_write_text
 from golden.mapping import MappedModel, compile_model, mapped_infer

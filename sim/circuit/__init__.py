@@ -24,7 +24,8 @@ from typing import Iterator
 import numpy as np
 
 __all__ = ["CircuitSimulationError", "ModelCompileError", "NotConverged", "SimulationTimeout",
-           "SimulatorFailed", "CircuitResult", "work_directory", "run_simulator", "last_lines"]
+           "SimulatorFailed", "CircuitResult", "array_result", "work_directory", "run_simulator",
+           "last_lines"]
 
 
 class CircuitSimulationError(RuntimeError):
@@ -79,6 +80,22 @@ class CircuitResult:
         if self.word_line_v is None or self.bit_line_v is None:
             raise ValueError("cell_v needs node voltages: simulate with node_voltages=True")
         return self.word_line_v - self.bit_line_v
+
+
+def array_result(raw: dict, netlist, current_name, voltage_name, node_voltages: bool,
+                 what: str, wall_time_s: float, analysis_time_s: float | None,
+                 simulator: str) -> CircuitResult:
+    """The :class:`CircuitResult` of one solved array netlist from its raw-file variables:
+    ``current_name(source)`` and ``voltage_name(node)`` give a simulator's variable names."""
+    try:
+        i_col = np.array([raw[current_name(s)][0] for s in netlist.sense_sources])
+        word = bit = None
+        if node_voltages:
+            word, bit = (np.array([raw[voltage_name(n)][0] for n in names.ravel().tolist()])
+                         .reshape(names.shape) for names in (netlist.word_node, netlist.bit_node))
+    except KeyError as exc:
+        raise SimulatorFailed(f"{what}: result {exc} missing from the raw file") from None
+    return CircuitResult(i_col, word, bit, wall_time_s, analysis_time_s, simulator)
 
 
 # --- process handling shared by the drivers and the VACASK co-simulation ------------------

@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from golden.analog.parasitics import Parasitics
 from sim import toolchain
-from sim.circuit import (CircuitResult, NotConverged, SimulatorFailed, _strip_ansi, last_lines,
-                         run_simulator, work_directory)
+from sim.circuit import (CircuitResult, NotConverged, SimulatorFailed, _strip_ansi, array_result,
+                         last_lines, run_simulator, work_directory)
 from sim.circuit.netlist import crossbar_netlist
 from sim.spice_raw import RawFormatError, read_raw
 
@@ -87,18 +85,7 @@ def simulate(g_s, v_in_v, parasitics: Parasitics = Parasitics(), *,
             raw = read_raw(raw_path)
         except RawFormatError as exc:
             raise SimulatorFailed(f"{what} wrote an unreadable raw file: {exc}") from None
-    try:
-        i_col = np.array([raw[f"i({s})"][0] for s in netlist.sense_sources])
-        word = bit = None
-        if node_voltages:
-            word = _node_values(raw, netlist.word_node)
-            bit = _node_values(raw, netlist.bit_node)
-    except KeyError as exc:
-        raise SimulatorFailed(f"{what}: result {exc} missing from the raw file") from None
     found = re.search(r"Total analysis time \(seconds\)\s*=\s*([0-9.eE+-]+)", text)
-    return CircuitResult(i_col, word, bit, done.wall_time_s,
-                         float(found.group(1)) if found else None, "ngspice")
-
-
-def _node_values(raw: dict[str, np.ndarray], names: np.ndarray) -> np.ndarray:
-    return np.array([raw[f"v({n})"][0] for n in names.ravel().tolist()]).reshape(names.shape)
+    return array_result(raw, netlist, lambda s: f"i({s})", lambda n: f"v({n})", node_voltages,
+                        what, done.wall_time_s, float(found.group(1)) if found else None,
+                        "ngspice")

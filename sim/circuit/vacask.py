@@ -16,7 +16,7 @@ import numpy as np
 from golden.analog.parasitics import Parasitics
 from sim import toolchain
 from sim.circuit import (CircuitResult, ModelCompileError, NotConverged, SimulatorFailed,
-                         last_lines, run_simulator, _strip_ansi, work_directory)
+                         _strip_ansi, array_result, last_lines, run_simulator, work_directory)
 from sim.circuit.netlist import ANALYSIS_NAME, check_array, crossbar_netlist
 from sim.runner import REPO_ROOT
 from sim.spice_raw import RawFormatError, read_raw
@@ -136,21 +136,10 @@ def simulate(g_s, v_in_v, parasitics: Parasitics = Parasitics(), *,
         except (OSError, RawFormatError) as exc:
             raise SimulatorFailed(f"{what} wrote no readable results ({exc}); output: "
                                   f"{last_lines(done.output)}") from None
-    try:
-        i_col = np.array([raw[f"{s}:flow(br)"][0] for s in netlist.sense_sources])
-        word = bit = None
-        if node_voltages:
-            word = _node_values(raw, netlist.word_node)
-            bit = _node_values(raw, netlist.bit_node)
-    except KeyError as exc:
-        raise SimulatorFailed(f"{what}: result {exc} missing from the raw file") from None
     found = re.search(r"Elapsed time:\s*([0-9.eE+-]+)", done.output)
-    return CircuitResult(i_col, word, bit, done.wall_time_s,
-                         float(found.group(1)) if found else None, "vacask")
-
-
-def _node_values(raw: dict[str, np.ndarray], names: np.ndarray) -> np.ndarray:
-    return np.array([raw[n][0] for n in names.ravel().tolist()]).reshape(names.shape)
+    return array_result(raw, netlist, lambda s: f"{s}:flow(br)", lambda n: n, node_voltages,
+                        what, done.wall_time_s, float(found.group(1)) if found else None,
+                        "vacask")
 
 
 def check_output(returncode: int, output: str, model_name: str, what: str, limits: str
