@@ -240,9 +240,9 @@ def crossbar_read(bits: np.ndarray, weights: np.ndarray, chip: ChipConfig) -> np
     if weights.shape[0] > chip.rows or weights.shape[1] > chip.columns:
         raise ValueError(f"tile {weights.shape} does not fit a {chip.rows}x{chip.columns} array")
     unsupported = chip.non_ideal_settings()
-    if unsupported:     # the non-ideal read (programmed cells, ADC model) is not built yet
-        raise ValueError(f"{unsupported[0]} needs the non-ideal golden crossbar read, not yet "
-                         f"supported")
+    if unsupported:     # a non-ideal chip is read through its programmed state
+        raise ValueError(f"{unsupported[0]}: the ideal read cannot model it; program the chip "
+                         f"and read it with golden.analog.chip_state.analog_infer")
     s = np.matmul(bits.astype(np.float32), weights.astype(np.float32)).astype(np.int64)
     return np.clip(s, chip.adc_min, chip.adc_max)
 

@@ -131,7 +131,9 @@ def test_chip_adc_settings_and_what_they_allow():
     assert scaled.non_ideal_settings() == ["[adc] full_scale = 16.0 (not 8.0, an LSB of one weight)"]
     assert ChipConfig(adc_gain_dtod=0.01).non_ideal_settings() == ["[adc] gain_dtod = 0.01"]
     bits = np.ones((1, 16), np.uint8)
-    with pytest.raises(ValueError, match=re.escape("[adc] full_scale = 16.0 (not 8.0, an LSB of one weight) needs the non-ideal golden crossbar read, not yet supported")):
+    message = ("[adc] full_scale = 16.0 (not 8.0, an LSB of one weight): the ideal read cannot "
+               "model it; program the chip and read it with golden.analog.chip_state.analog_infer")
+    with pytest.raises(ValueError, match=re.escape(message)):
         crossbar_read(bits, np.ones((16, 8), np.int8), scaled)
 
 
