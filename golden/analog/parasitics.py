@@ -55,7 +55,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["Parasitics", "CrossbarNetwork", "ConvergenceError", "NodeVoltages",
+__all__ = ["Parasitics", "check_conductances", "CrossbarNetwork", "ConvergenceError", "NodeVoltages",
            "physical_conductances", "weight_currents", "solve_memory_bytes",
            "available_memory_bytes"]
 
@@ -66,6 +66,21 @@ def _check_resistance(name: str, value) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of ohms >= 0, not {float(value)!r}")
     return float(value)
+
+
+def check_conductances(g_s) -> np.ndarray:
+    """``g_s`` as a float64 (rows, columns) array of cell conductances, each finite and > 0
+    siemens; otherwise ``ValueError`` naming the shape or the first bad cell and its value."""
+    g = np.asarray(g_s, dtype=np.float64)
+    if g.ndim != 2 or g.size == 0:
+        raise ValueError(f"g_s must be a non-empty 2-D (rows, columns) array of siemens, "
+                         f"not shape {g.shape}")
+    bad = ~np.isfinite(g) | (g <= 0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"g_s must be finite and > 0 siemens; cell ({r}, {c}) is "
+                         f"{float(g[r, c])!r}")
+    return g
 
 
 @dataclass(frozen=True)
@@ -198,18 +213,14 @@ class CrossbarNetwork:
                  memory_limit_bytes: int | None = None):
         g = np.asarray(g_s, dtype=np.float64)
         if g.ndim != 2 or g.size == 0:
-            raise ValueError(f"g_s must be a non-empty (rows, columns) array, not shape {g.shape}")
+            check_conductances(g)            # raises, naming the shape
         rows, cols = g.shape
         need = solve_memory_bytes(rows, cols)
         limit = available_memory_bytes() if memory_limit_bytes is None else memory_limit_bytes
         if need > limit:
             raise MemoryError(f"a {rows}x{cols} array needs about {need / 2**30:.1f} GiB for its "
                               f"parasitic solve; {limit / 2**30:.1f} GiB available")
-        bad = ~np.isfinite(g) | (g <= 0)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise ValueError(f"g_s must be finite and > 0 siemens; cell ({r}, {c}) is "
-                             f"{float(g[r, c])!r}")
+        g = check_conductances(g)
         if iv_v0_v is not None and (isinstance(iv_v0_v, bool)
                                     or not isinstance(iv_v0_v, (int, float, np.number))
                                     or not np.isfinite(iv_v0_v) or iv_v0_v <= 0):

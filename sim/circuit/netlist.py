@@ -32,7 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
-from golden.analog.parasitics import Parasitics
+from golden.analog.parasitics import Parasitics, check_conductances
 
 __all__ = ["DIALECTS", "ArrayNetlist", "check_array", "crossbar_netlist",
            "CELL_MODULE", "ANALYSIS_NAME"]
@@ -86,15 +86,7 @@ def check_array(g_s, v_in_v, parasitics: Parasitics, iv_v0_v: float | None = Non
     checked again here (not only by :class:`Parasitics`) because a netlist must never carry a
     negative or NaN resistor, whatever object the caller passed.
     """
-    g = np.asarray(g_s, dtype=np.float64)
-    if g.ndim != 2 or g.size == 0:
-        raise ValueError(f"g_s must be a non-empty 2-D (rows, columns) array of siemens, "
-                         f"not shape {g.shape}")
-    bad = ~np.isfinite(g) | (g <= 0)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise ValueError(f"g_s must be finite and > 0 siemens; cell ({r}, {c}) is "
-                         f"{float(g[r, c])!r}")
+    g = check_conductances(g_s)
     v = np.asarray(v_in_v, dtype=np.float64)
     if v.shape != (g.shape[0],):
         raise ValueError(f"v_in_v must have shape ({g.shape[0]},) (one voltage per row of g_s), "
