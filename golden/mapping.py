@@ -247,11 +247,16 @@ def crossbar_read(bits: np.ndarray, weights: np.ndarray, chip: ChipConfig) -> np
     return np.clip(s, chip.adc_min, chip.adc_max)
 
 
-def accumulate(bits: np.ndarray, layer: MappedLayer, chip: ChipConfig, read=None) -> np.ndarray:
+def accumulate(bits: np.ndarray, layer: MappedLayer, chip: ChipConfig, read=None,
+               read_layer=None) -> np.ndarray:
     """Pre-activations ``a`` (P, out) of a mapped layer from its crossbar-row inputs ``bits``
     (P, rows): ADC codes of every row tile summed per column, then the sign-constant
     correction. ``read(bits, layer, row_tile, column_tile)`` returns one tile's codes
-    (default: the ideal read, :func:`crossbar_read`)."""
+    (default: the ideal read, :func:`crossbar_read`); ``read_layer(bits, layer)``, when
+    given, returns the codes of all the layer's tiles already summed per column (P, out) --
+    for readers that batch a whole layer's arrays into one matrix product."""
+    if read_layer is not None:
+        return layer.correction_scale * read_layer(bits, layer) - layer.correction_bias
     rows, out = layer.weights.shape
     s = np.zeros((bits.shape[0], out), np.int64)
     for r in range(layer.row_tiles):
@@ -285,12 +290,13 @@ def _model_order(layer: MappedLayer, chip: ChipConfig, flat: np.ndarray) -> np.n
 
 
 def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = False,
-                 read=None) -> Inference:
+                 read=None, read_layer=None) -> Inference:
     """Inference through the tiled arrays in the hardware layout; equals
     :func:`golden.model.infer` whenever the ADCs are exact (tested), and models their
     saturation exactly when they are not. ``layer_bits`` are returned in the model's shapes.
     ``read`` replaces the ideal array read (see :func:`accumulate`; the programmed, non-ideal
-    chip's read is :func:`golden.analog.chip_state.analog_infer`)."""
+    chip's read is :func:`golden.analog.chip_state.analog_infer`); ``read_layer`` replaces
+    it a whole layer at a time (:func:`accumulate`)."""
     chip = mapped.chip
     n = len(pixels)
     first = mapped.layers[0].input_map
@@ -303,7 +309,7 @@ def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = Fa
         index = gather_rows(layer)                      # (pixels, rows), -1 = undriven
         padded = np.concatenate([buf, np.zeros((n, 1), np.uint8)], axis=1)
         rows_in = padded[:, index]                      # -1 picks the appended 0
-        a = accumulate(rows_in.reshape(-1, index.shape[1]), layer, chip, read)
+        a = accumulate(rows_in.reshape(-1, index.shape[1]), layer, chip, read, read_layer)
         if layer.is_output:
             return Inference(scores=a.astype(np.int32), predictions=argmax_class(a),
                              layer_bits=kept)

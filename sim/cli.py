@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["main"]
 
@@ -431,16 +434,6 @@ def _cmd_spice_check(args) -> int:
     return 0 if result.passed else 1
 
 
-# evaluate's non-ideality options: (option, where it goes, how it converts)
-_EVAL_PARAMS = {
-    "variation": "device g_dtod_sigma_ln: lognormal programming spread (sigma of ln G)",
-    "saf-rate": "stuck-at fault rate, split evenly between stuck at G_on and at G_off",
-    "r-wire": "wire resistance per cell segment, ohms",
-    "adc-bits": "ADC resolution, bits",
-    "drift-s": "read time after programming, seconds",
-}
-
-
 def _eval_chip(base, values: dict):
     """The chip of ``evaluate``: ``base`` with the option values."""
     from dataclasses import replace
@@ -469,49 +462,118 @@ def _device_overrides(dev) -> dict:
     return {k: v for k, v in dev.record().items() if k != "preset" and base.get(k) != v}
 
 
+def _parse_sweep(text: str, fixed: dict) -> tuple[str, list]:
+    """``--sweep PARAM=V1,V2,...`` as (PARAM, values), each value checked by PARAM's own
+    option type; ``fixed`` are the non-ideality options given, which must not include PARAM."""
+    name, eq, values_text = text.partition("=")
+    if name not in _EVAL_PARAMS:
+        raise ValueError(f"--sweep: unknown parameter {name!r}; expected one of "
+                         f"{', '.join(_EVAL_PARAMS)}")
+    parse = _EVAL_PARAMS[name].parse
+    if not eq or not values_text.strip():
+        raise ValueError(f"--sweep {text!r}: no values; expected {name}=V1,V2,...")
+    values = []
+    for item in values_text.split(","):
+        try:
+            values.append(parse(item.strip()))
+        except argparse.ArgumentTypeError:
+            raise ValueError(f"--sweep {text!r}: expected {name}=V1,V2,... with each value "
+                             f"{parse.description}, not {item.strip()!r}") from None
+    twice = next((v for k, v in enumerate(values) if v in values[:k]), None)
+    if twice is not None:
+        raise ValueError(f"--sweep {text!r}: the value {twice:g} is given twice; expected "
+                         f"distinct values")
+    if name in fixed:
+        raise ValueError(f"--sweep {text!r} and --{name} {fixed[name]:g} both set {name}; "
+                         f"give one of them")
+    return name, values
+
+
+def _checked_eval_chip(base, values: dict, where: str):
+    """:func:`_eval_chip`, with the read time checked against the device's drift t0 too (the
+    programming would refuse it only once the Monte Carlo is under way); errors start with
+    ``where``, the option that set the values."""
+    try:
+        chip = _eval_chip(base, values)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    t0 = chip.device.drift_t0_sec
+    if values.get("drift-s") is not None and values["drift-s"] < t0:
+        raise ValueError(f"{where}: expected a read time >= the device's drift t0 ({t0:g} s), "
+                         f"not {values['drift-s']:g} s")
+    return chip
+
+
+def _series(label: str, row: dict) -> list[tuple[str, dict]]:
+    """The curves of one result row: the chips as programmed, and calibrated if asked."""
+    out = [(label, row)]
+    if "calibrated" in row:
+        out.append((f"{label}, thresholds calibrated", row["calibrated"]))
+    return out
+
+
+def _evaluate_figure(plots, out: dict, parameter: str | None, device: str):
+    """The figure of an ``evaluate`` run from its JSON record ``out``: accuracy against the
+    swept ``parameter`` (its ``--sweep`` name), or each chip's accuracy without a sweep."""
+    model = Path(out["model"]).name
+    label = f"device {device}"
+    rows = out["results"]
+    if parameter is None:
+        row = rows[0]
+        return plots.chips_figure(plots.ChipSpread(
+            seeds=[out["seed"] + k for k in range(out["chips"])],
+            series=[plots.ChipSeries(name, [100.0 * a for a in r["accuracies"]],
+                                     100.0 * r["mean"], 100.0 * r["std"])
+                    for name, r in _series(label, row)],
+            ideal_pct=100.0 * row["ideal_accuracy"], model=model, images=out["images"]))
+    return plots.sweep_figure(plots.AccuracySweep(
+        parameter=_EVAL_PARAMS[parameter].axis, values=[row["value"] for row in rows],
+        series=[plots.SweepSeries.from_accuracy_rows(name, [_series(label, r)[k][1]
+                                                             for r in rows])
+                for k, (name, _) in enumerate(_series(label, rows[0]))],
+        ideal_pct=[100.0 * row["ideal_accuracy"] for row in rows], model=model,
+        chips=out["chips"], images=out["images"]))
+
+
 def _cmd_evaluate(args) -> int:
     import json
-
-    import numpy as np
 
     from golden.analog.evaluate import evaluate_chips
     from golden.mnist import binarize_pixels, load_mnist
     from golden.model import load_model
 
-    # everything checked before the first chip is programmed
+    # everything checked before the first chip is programmed (the --plot path by its type)
+    plots = None
+    if args.plot is not None:
+        from sim import plots   # matplotlib: imported now, so a broken install fails first
     model = load_model(args.model)
     base = _chip(args.config, args.device)
     fixed = {k: getattr(args, k.replace("-", "_")) for k in _EVAL_PARAMS
              if getattr(args, k.replace("-", "_")) is not None}
+    for k, v in fixed.items():      # each option alone, so an error names the one at fault
+        _checked_eval_chip(base, {k: v}, f"--{k} {v:g}")
     sweep_name, sweep_values = None, [None]
     if args.sweep is not None:
-        name, _, text = args.sweep.partition("=")
-        if name not in _EVAL_PARAMS:
-            raise ValueError(f"--sweep: unknown parameter {name!r}; expected one of "
-                             f"{', '.join(_EVAL_PARAMS)}")
-        try:
-            sweep_values = [float(v) for v in text.split(",")]
-        except ValueError:
-            raise ValueError(f"--sweep {args.sweep!r}: expected {name}=V1,V2,... with numbers") \
-                from None
-        if not sweep_values or not all(np.isfinite(sweep_values)) or min(sweep_values) < 0:
-            raise ValueError(f"--sweep {args.sweep!r}: values must be finite numbers >= 0")
-        sweep_name = name
+        sweep_name, sweep_values = _parse_sweep(args.sweep, fixed)
     chips = []
     for v in sweep_values:
         values = dict(fixed, **({sweep_name: v} if sweep_name else {}))
-        try:
-            chip = _eval_chip(base, values)
-        except ValueError as exc:
-            where = f"--sweep {sweep_name}={v!r}" if sweep_name else "evaluate"
-            raise ValueError(f"{where}: {exc}") from None
-        chips.append((v, chip, values.get("drift-s")))
+        where = (f"--sweep {sweep_name}={v:g}" if sweep_name
+                 else " ".join(f"--{k} {x:g}" for k, x in fixed.items()) or "evaluate")
+        chips.append((v, _checked_eval_chip(base, values, where), values.get("drift-s")))
     test = load_mnist("test")
     if args.images > len(test.labels):
         raise ValueError(f"--images {args.images} exceeds the {len(test.labels)} MNIST test "
                          f"images")
     pixels = binarize_pixels(test.images[:args.images])
     labels = test.labels[:args.images]
+    calibration = None
+    if args.calibrate is not None:
+        train = load_mnist("train")
+        if not 2 <= args.calibrate <= len(train.labels):
+            raise ValueError(f"--calibrate {args.calibrate}: expected 2 to "
+                             f"{len(train.labels)} MNIST training images")
+        calibration = binarize_pixels(train.images[:args.calibrate])
     tty = sys.stderr.isatty() and not args.json
 
     def progress(done, total):
@@ -523,7 +585,7 @@ def _cmd_evaluate(args) -> int:
     results = []
     for v, chip, drift in chips:
         acc = evaluate_chips(model, chip, pixels, labels, args.chips, args.seed, drift,
-                             progress=progress)
+                             progress=progress, calibration_pixels=calibration)
         row = dict(acc.as_dict(), value=v, device=chip.device.record(),
                    r_wire_ohm=chip.r_wire_ohm, adc_bits=chip.adc_bits)
         results.append(row)
@@ -532,14 +594,25 @@ def _cmd_evaluate(args) -> int:
             print(f"{label}accuracy over {args.chips} chips: mean {100 * row['mean']:.2f}%, std "
                   f"{100 * row['std']:.2f}, min {100 * row['min']:.2f}%, max "
                   f"{100 * row['max']:.2f}% (ideal chip {100 * row['ideal_accuracy']:.2f}%)")
+            if "calibrated" in row:
+                cal = row["calibrated"]
+                print(f"{' ' * len(label)}calibrated on {args.calibrate} training images: mean "
+                      f"{100 * cal['mean']:.2f}%, std {100 * cal['std']:.2f}, min "
+                      f"{100 * cal['min']:.2f}%, max {100 * cal['max']:.2f}%")
     out = {"model": str(args.model), "images": args.images, "chips": args.chips,
            "seed": args.seed, "sweep": sweep_name, "results": results,
+           "calibration_images": args.calibrate,
            "wall_s": time.perf_counter() - t0}
+    if plots is not None:
+        fig = _evaluate_figure(plots, out, sweep_name, base.device.preset)
+        out["plot"] = str(plots.write_png(fig, args.plot))
     if args.json:
         print(json.dumps(out, sort_keys=True))
     else:
         print(f"{len(results) * args.chips} chips x {args.images} images in "
               f"{out['wall_s']:.1f} s (read noise on every read)")
+        if plots is not None:
+            print(f"plot: {out['plot']}")
     return 0
 
 
@@ -555,6 +628,7 @@ def _real(description: str, lo: float, lo_open: bool, hi: float = float("inf")):
         if not ok:
             raise argparse.ArgumentTypeError(f"expected {description}, not {text}")
         return value
+    parse.description = description       # for messages about values not given as options
     return parse
 
 
@@ -583,6 +657,53 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
     return value
+
+
+_positive.description = "a positive integer"
+
+
+def _png_path(text: str) -> Path:
+    """An argparse type: a ``.png`` file to (over)write in an existing, writable directory,
+    checked when the command line is read: a long run must not fail at its end on its output
+    path."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a .png file, not the directory {text}")
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"expected a file name ending in .png, not {text}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a .png file in an existing directory, not "
+                                         f"{text} ({parent} is not a directory)")
+    # access() answers for this user (and for a read-only file system); root passes it
+    # everywhere else, where writing does succeed
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"expected a .png file in a writable directory, not "
+                                         f"{text} ({parent} is not writable)")
+    return path
+
+
+class _EvalParam(NamedTuple):
+    """A non-ideality option of ``evaluate``: its help and metavar, its argparse type (which
+    also checks each ``--sweep`` value) and its plot axis label with the unit."""
+
+    help: str
+    metavar: str
+    parse: Callable[[str], float]
+    axis: str
+
+
+_EVAL_PARAMS = {
+    "variation": _EvalParam("device g_dtod_sigma_ln: lognormal programming spread (sigma of "
+                            "ln G)", "X", _non_negative, "programming spread σ(ln G)"),
+    "saf-rate": _EvalParam("stuck-at fault rate, split evenly between stuck at G_on and at "
+                           "G_off", "X", _fraction, "stuck-at fault rate (fraction of cells)"),
+    "r-wire": _EvalParam("wire resistance per cell segment, ohms", "OHM", _ohms,
+                         "wire resistance per cell segment (ohm)"),
+    "adc-bits": _EvalParam("ADC resolution, bits", "N", _positive, "ADC resolution (bits)"),
+    "drift-s": _EvalParam("read time after programming, seconds", "T", _seconds,
+                          "read time after programming (s)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -672,22 +793,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev2.add_argument("--model", required=True)
     ev2.add_argument("--config", default=None, help="chip configuration TOML")
     ev2.add_argument("--device", default=None, help="device preset replacing the config's")
-    ev2.add_argument("--variation", type=_non_negative, default=None, metavar="X",
-                     help=_EVAL_PARAMS["variation"])
-    ev2.add_argument("--saf-rate", type=_fraction, default=None, metavar="X",
-                     help=_EVAL_PARAMS["saf-rate"])
-    ev2.add_argument("--r-wire", type=_ohms, default=None, metavar="OHM",
-                     help=_EVAL_PARAMS["r-wire"])
-    ev2.add_argument("--adc-bits", type=_positive, default=None, metavar="N",
-                     help=_EVAL_PARAMS["adc-bits"])
-    ev2.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
-                     help=_EVAL_PARAMS["drift-s"])
+    for name, param in _EVAL_PARAMS.items():
+        ev2.add_argument(f"--{name}", type=param.parse, default=None,
+                         metavar=param.metavar, help=param.help)
     ev2.add_argument("--chips", type=_positive, required=True, metavar="K",
                      help="chips (seeds S, S+1, ...)")
     ev2.add_argument("--images", type=_positive, default=10000)
     ev2.add_argument("--seed", type=_seed, default=1)
     ev2.add_argument("--sweep", default=None, metavar="PARAM=V1,V2,...",
                      help=f"accuracy against one parameter ({', '.join(_EVAL_PARAMS)})")
+    ev2.add_argument("--calibrate", type=_positive, default=None, metavar="N",
+                     help="also calibrate every chip's thresholds on the first N MNIST "
+                          "training images (golden/analog/calibration.py) and report both")
+    ev2.add_argument("--plot", type=_png_path, default=None, metavar="FILE.png",
+                     help="draw accuracy against the --sweep parameter (without --sweep: each "
+                          "chip's accuracy) to this PNG")
     ev2.add_argument("--json", action="store_true")
     ev2.set_defaults(func=_cmd_evaluate)
 
