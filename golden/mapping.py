@@ -289,6 +289,27 @@ def _model_order(layer: MappedLayer, chip: ChipConfig, flat: np.ndarray) -> np.n
     return x.reshape(len(flat), omap.channels)
 
 
+def input_buffer(mapped: MappedModel, pixels: np.ndarray) -> np.ndarray:
+    """Images (N, *input_shape) as the first layer's flat input buffer (N, bits)."""
+    n = len(pixels)
+    img = np.asarray(pixels).reshape((n,) + tuple(mapped.input_shape)).astype(np.uint8)
+    if img.ndim == 4:                                   # (N, C, H, W) -> positions x channels
+        img = img.transpose(0, 2, 3, 1)
+    return img.reshape(n, mapped.layers[0].input_map.bits)
+
+
+def layer_rows(layer: MappedLayer, buf: np.ndarray) -> np.ndarray:
+    """Crossbar-row inputs (N * pixels, rows) of ``layer`` from its input buffer (N, bits)."""
+    index = gather_rows(layer)                          # (pixels, rows), -1 = undriven
+    padded = np.concatenate([buf, np.zeros((len(buf), 1), np.uint8)], axis=1)
+    return padded[:, index].reshape(-1, index.shape[1])  # -1 picks the appended 0
+
+
+def layer_output(layer: MappedLayer, chip: ChipConfig, a: np.ndarray, n: int) -> np.ndarray:
+    """The buffer (N, bits) a hidden layer writes from its pre-activations ``a``."""
+    return _store(layer, chip, layer.threshold.bits(a).reshape(n, layer.pixels, -1))
+
+
 def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = False,
                  read=None, read_layer=None) -> Inference:
     """Inference through the tiled arrays in the hardware layout; equals
@@ -299,22 +320,14 @@ def mapped_infer(mapped: MappedModel, pixels: np.ndarray, keep_layers: bool = Fa
     it a whole layer at a time (:func:`accumulate`)."""
     chip = mapped.chip
     n = len(pixels)
-    first = mapped.layers[0].input_map
-    img = np.asarray(pixels).reshape((n,) + tuple(mapped.input_shape)).astype(np.uint8)
-    if img.ndim == 4:                                   # (N, C, H, W) -> positions x channels
-        img = img.transpose(0, 2, 3, 1)
-    buf = img.reshape(n, first.bits)
+    buf = input_buffer(mapped, pixels)
     kept = []
     for layer in mapped.layers:
-        index = gather_rows(layer)                      # (pixels, rows), -1 = undriven
-        padded = np.concatenate([buf, np.zeros((n, 1), np.uint8)], axis=1)
-        rows_in = padded[:, index]                      # -1 picks the appended 0
-        a = accumulate(rows_in.reshape(-1, index.shape[1]), layer, chip, read, read_layer)
+        a = accumulate(layer_rows(layer, buf), layer, chip, read, read_layer)
         if layer.is_output:
             return Inference(scores=a.astype(np.int32), predictions=argmax_class(a),
                              layer_bits=kept)
-        out = layer.threshold.bits(a).reshape(n, layer.pixels, -1)
-        buf = _store(layer, chip, out)
+        buf = layer_output(layer, chip, a, n)
         if keep_layers:
             kept.append(_model_order(layer, chip, buf))
     raise AssertionError("unreachable: the last layer is dense")

@@ -36,15 +36,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..bn_fold import FoldedThreshold
-from ..mapping import MappedLayer, MappedModel, accumulate, mapped_infer
+from ..mapping import (MappedLayer, MappedModel, accumulate, input_buffer, layer_output,
+                       layer_rows)
 from .chip_state import ProgrammedChip
 from .evaluate import layer_reader
 
 __all__ = ["LayerFit", "calibrate"]
 
-
-class _Stop(Exception):
-    """Ends a calibration pass once the layer being fitted has been read."""
+_FIT_READS = 1 << 16        # reads per layer the affine fit uses (all of them when fewer)
 
 
 class LayerFit:
@@ -109,34 +108,26 @@ def calibrate(mapped: MappedModel, state: ProgrammedChip, pixels: np.ndarray,
     if read_noise_std and rng is None:
         raise ValueError("read noise is random: pass a seeded numpy.random.Generator as rng")
     ideal_chip = mapped.chip.ideal()
-    layers = list(mapped.layers)
-    fits = []
+    read = layer_reader(mapped, state, read_noise_std, rng)
+    buf = input_buffer(mapped, pixels)
+    layers, fits = [], []
     with threadpool_limits(1, user_api="blas"):    # small products (see fast_analog_infer)
-        for k in range(len(layers)):
-            fits.append(_fit_layer(mapped, state, pixels, layers, k, ideal_chip,
-                                   read_noise_std, rng))
-            layers[k] = _calibrated_layer(layers[k], fits[-1])
+        for layer in mapped.layers:
+            rows = layer_rows(layer, buf)
+            a_chip = np.concatenate([
+                layer.correction_scale * read(chunk, layer) - layer.correction_bias
+                for chunk in _chunks(rows)])
+            # the fit needs no more than _FIT_READS reads per channel (a convolution layer
+            # has one per output pixel): evenly spaced ones, all images represented
+            pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), _FIT_READS))
+                             .astype(np.int64))
+            fits.append(LayerFit(accumulate(rows[pick], layer, ideal_chip), a_chip[pick]))
+            layers.append(_calibrated_layer(layer, fits[-1]))
+            if not layer.is_output:     # the next layer is fitted on what the chip now writes
+                buf = layer_output(layers[-1], mapped.chip, a_chip, len(pixels))
     return replace(mapped, layers=tuple(layers)), fits
 
 
-def _fit_layer(mapped, state, pixels, layers, k, ideal_chip, read_noise_std, rng) -> LayerFit:
-    """One calibration pass: layer ``k``'s chip and ideal pre-activations on the bits the
-    chip (layers before ``k`` calibrated) produces, and their fit."""
-    current = replace(mapped, layers=tuple(layers))
-    read = layer_reader(current, state, read_noise_std, rng)
-    target = layers[k].index
-    seen = {}
-
-    def read_layer(bits, layer):
-        codes = read(bits, layer)
-        if layer.index == target:
-            seen["chip"] = layer.correction_scale * codes - layer.correction_bias
-            seen["ideal"] = accumulate(bits, layer, ideal_chip)
-            raise _Stop
-        return codes
-
-    try:
-        mapped_infer(current, pixels, False, read_layer=read_layer)
-    except _Stop:
-        pass
-    return LayerFit(seen["ideal"], seen["chip"])
+def _chunks(rows: np.ndarray, size: int = 1 << 16):
+    """Reads in chunks of ``size``: the products stay cache-sized (as in the evaluation)."""
+    return (rows[k:k + size] for k in range(0, len(rows), size))
