@@ -19,5 +19,5 @@ sweep mlp 3 10000 variation 0,0.1,0.2,0.3,0.5
 sweep mlp 3 10000 saf-rate 0,0.01,0.02,0.05,0.1,0.2
 sweep mlp 3 10000 r-wire 0,0.25,0.5,1
 sweep cnn 2 2000 variation 0,0.1,0.2,0.3,0.5
-sweep cnn 2 2000 saf-rate 0,0.01,0.02,0.05,0.1,0.2
+sweep cnn 2 1000 saf-rate 0,0.02,0.05,0.1,0.2
 sweep cnn 2 2000 r-wire 0,0.25,0.5,1
