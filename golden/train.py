@@ -16,6 +16,18 @@ identically on every image (tested).
 Hardware-aware hooks: ``weight_noise_std`` multiplies each binary weight by ``1 + std * N(0,1)``
 (fresh per batch: conductance variation as seen during training), and ``fault_maps`` force
 cells to +1, -1 or off (0) and freeze their latent weights (stuck-at-fault fine-tuning).
+``reads`` (see :class:`Trainer`) goes further: per layer, what every weight *reads as* on the
+arrays when programmed to +1 and when programmed to -1 (a stuck cell of a differential pair
+forbids one sign rather than forcing a weight; parasitics attenuate). Those values replace the
+binary weights in the forward pass, and since the chip's sign-constant correction of a hidden
+layer subtracts the sum of the *programmed* signs, a weight programmed to ``s`` that reads
+``v`` adds ``v - s`` to every pre-activation of its channel (``a = 2 sum(v x') - sum(s) =
+sum(v x) + sum(v - s)`` with ``x = 2 x' - 1``); the first layer, on unipolar pixels, has no
+correction. The gradient reaching a latent weight is the straight-through estimate of that
+forward: the usual weight gradient times ``dv/ds = (v(+1) - v(-1)) / 2``, plus ``dv/ds - 1``
+times the channel's summed output gradient (the correction term). A healthy weight has slope 1
+and gets the plain estimator; one that reads the same either way gets only the correction
+term, which batch-norm in training mode cancels.
 """
 
 from __future__ import annotations
@@ -141,8 +153,12 @@ class _BinaryWeights:
         # at +-0 is what the exported model holds.
         return np.copysign(np.float32(1), self.latent)
 
-    def effective(self, rng, noise_std: float) -> np.ndarray:
+    def effective(self, rng, noise_std: float, reads=None) -> np.ndarray:
+        """Forward-pass weights: the binary weights, or with ``reads = (if_pos, if_neg)`` what
+        each one reads as for its sign; then forced faults, then multiplicative noise."""
         w = self.binary()
+        if reads is not None:
+            w = np.where(w > 0, reads[0], reads[1]).astype(np.float32)
         if self.fault is not None:
             forced = np.where(self.fault == FAULT_OFF, 0, self.fault).astype(np.float32)
             w = np.where(self.fault != 0, forced, w)
@@ -226,8 +242,9 @@ def _col2im_nhwc(gcols, x_shape, k, pad):
 class _Net:
     """The trainable network for one :class:`Architecture` (activations kept NHWC)."""
 
-    def __init__(self, arch: Architecture, cfg: TrainConfig, rng, fault_maps=None):
+    def __init__(self, arch: Architecture, cfg: TrainConfig, rng, fault_maps=None, reads=None):
         self.arch, self.cfg, self.rng = arch, cfg, rng
+        self.reads = reads
         fault_maps = fault_maps or {}
         self.weights, self.bns = [], []
         for i, spec in enumerate(arch.layers):
@@ -263,7 +280,11 @@ class _Net:
                 keep = 1 - self.cfg.dropout
                 drop = (self.rng.random(x.shape, dtype=np.float32) < keep) / np.float32(keep)
                 x = x * drop
-            w = self.weights[i].effective(self.rng, noise) if train else self.weights[i].binary()
+            reads = None if self.reads is None else self.reads(i, self.rng, train)
+            if train or reads is not None:
+                w = self.weights[i].effective(self.rng, noise, reads)
+            else:
+                w = self.weights[i].binary()
             pad_value = 0.0 if i == 0 else -1.0
             if spec.kind == "conv":
                 cols, (n, ho, wo) = _im2col_nhwc(x, spec.kernel, spec.padding, pad_value)
@@ -273,6 +294,12 @@ class _Net:
             else:
                 a = x @ w
                 entry = {"x": x, "w": w, "drop": drop}
+            if reads is not None:
+                entry["slope"] = ((reads[0] - reads[1]) / 2).astype(np.float32)
+                if i > 0:       # the sign-constant correction's mismatch (module docstring)
+                    mismatch = w - self.weights[i].binary()
+                    a = a + (mismatch.reshape(spec.out, -1).sum(axis=1) if spec.kind == "conv"
+                             else mismatch.sum(axis=0))
             self.cache.append(entry)
             if self.bns[i] is None or i == stop:
                 return a
@@ -335,8 +362,16 @@ class _Net:
                 gx = None if i == 0 else _col2im_nhwc(g2 @ entry["w"], entry["x_shape"],
                                                       spec.kernel, spec.padding)
             else:
+                g2 = g
                 gw = entry["x"].T @ g
                 gx = None if i == 0 else g @ entry["w"].T
+            slope = entry.get("slope")
+            if slope is not None:
+                gw = gw * slope
+                if i > 0:       # d(correction mismatch)/d(sign) = slope - 1, per channel
+                    per_channel = g2.sum(axis=0)
+                    gw += (slope - 1) * (per_channel[:, None, None, None] if spec.kind == "conv"
+                                         else per_channel[None, :])
             self.weights[i].update(gw, lr)
             if gx is not None and entry["drop"] is not None:
                 gx = gx * entry["drop"]       # same layout as the layer's input
@@ -409,13 +444,23 @@ class Trainer:
         Start from an exported model: latent weights ``0.5 * w`` and, where the file keeps
         them, its batch-norm parameters. With ``epochs`` still to run this is fine-tuning; with
         none, :meth:`predict` is the training code's evaluation of that model.
+    reads : callable, optional
+        ``reads(layer, rng, train)`` returns ``(if_pos, if_neg)``, two float arrays shaped
+        like that layer's weights: what each weight reads as, in weight units, when
+        programmed to +1 and to -1; or None for the binary weights. Called once per layer
+        and forward pass (``train`` False in evaluation and batch-norm recalibration, so a
+        model of one chip can apply there too, and random faults only in training); draws
+        come from ``rng``, the trainer's generator. See the module docstring for the
+        forward pass and gradient it implies; :mod:`golden.analog.aware_training` builds
+        them from a programmed chip or a device's fault rates.
     """
 
-    def __init__(self, cfg: TrainConfig, fault_maps=None, init: BnnModel | None = None):
+    def __init__(self, cfg: TrainConfig, fault_maps=None, init: BnnModel | None = None,
+                 reads=None):
         self.cfg = cfg
         self.arch = ARCHITECTURES[cfg.arch]
         self.rng = np.random.default_rng(cfg.seed)
-        self.net = _Net(self.arch, cfg, self.rng, fault_maps)
+        self.net = _Net(self.arch, cfg, self.rng, fault_maps, reads)
         if init is not None:
             if init.arch != self.arch:
                 raise ValueError(f"initial model is a {init.arch.name}, config asks for {self.arch.name}")
@@ -465,11 +510,16 @@ class Trainer:
                 + (f"test {100 * test_acc:.2f}% " if test_acc is not None else "")
                 + f"({dt:.1f} s)", final=True)
         if cfg.recalibrate_bn:
-            t0 = time.perf_counter()
-            self.net.recalibrate(train_pixels)
-            self.train_seconds += time.perf_counter() - t0
+            self.recalibrate(train_pixels)
             log("batch-norm statistics recalibrated on the un-augmented training images", final=True)
         return self.history
+
+    def recalibrate(self, pixels) -> None:
+        """Batch-norm statistics from ``pixels`` without training (see :meth:`fit`): e.g. the
+        thresholds of a model for the reads of one chip."""
+        t0 = time.perf_counter()
+        self.net.recalibrate(pixels)
+        self.train_seconds += time.perf_counter() - t0
 
     def predict(self, pixels, batch_size=500) -> np.ndarray:
         """Class predictions of the float network in inference mode (ties: lowest index)."""
