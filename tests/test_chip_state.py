@@ -244,3 +244,29 @@ def test_infer_refuses_combinations_it_cannot_run():
     r = _mbnn("infer", "--model", "models/mlp.npz", "--sim", "golden", "--dataset", "random",
               "--images", "2")
     assert r.returncode == 2 and "--dataset random runs the RTL" in r.stderr
+
+
+def test_an_adc_sized_for_exact_codes_must_hold_the_programmed_chips_codes(seed):
+    """A 6-bit ADC holds every code of an ideal 16-row array (-16..16); a device spread of
+    sigma(ln G) = 1.5 makes some columns' reachable sums exceed -32..31: refused, naming the
+    array, column, code and seed. The same chip with a deliberately narrow ADC (5 bits) is
+    taken to saturate, as modelled, and programs."""
+    import re
+
+    from golden.analog.chip_state import program_chip as program
+    from golden.chip import ChipConfig
+    from golden.mapping import compile_model
+    from sim.regressions import CORE_SETS
+
+    print(f"seed {seed}")
+    model = CORE_SETS["tiny_16x8"].load(seed)
+    device = {"preset": "rram", "g_dtod_sigma_ln": 1.5}
+    wide = ChipConfig(16, 8, device=device)
+    assert wide.adc_bits == wide.exact_adc_bits == 6
+    with pytest.raises(ValueError) as err:
+        program(compile_model(model, wide), seed)
+    message = str(err.value)
+    assert re.search(rf"\[adc\] bits = 6: array \d+ column \d+ of this chip \(device rram, "
+                     rf"seed {seed}\) reaches code -?\d+, outside the ADC's -32..31", message)
+    program(compile_model(model, ChipConfig(16, 8, adc_bits=5, device=device)), seed)
+    program(compile_model(model, ChipConfig(16, 8, device={"preset": "rram"})), seed)

@@ -49,7 +49,8 @@ from ..model import Inference
 from .adc import AdcErrors
 from .parasitics import CrossbarNetwork, Parasitics, physical_conductances
 
-__all__ = ["ProgrammedChip", "program_chip", "program_arrays", "analog_read", "analog_infer"]
+__all__ = ["ProgrammedChip", "program_chip", "program_arrays", "check_adc_range", "analog_read",
+           "analog_infer"]
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,50 @@ def program_chip(mapped: MappedModel, seed: int | None = None,
         ADC whose LSB is not one weight, or non-linear cells with wire/source/sense resistance
         (not a linear map).
     """
-    return program_arrays(program(mapped, mapped.chip.device), mapped.chip, seed, read_time_sec,
-                          workers)
+    state = program_arrays(program(mapped, mapped.chip.device), mapped.chip, seed,
+                           read_time_sec, workers)
+    check_adc_range(mapped, state)
+    return state
+
+
+def check_adc_range(mapped: MappedModel, state: ProgrammedChip) -> None:
+    """Refuse a chip whose ADCs, sized to hold every code (``adc_bits`` at least the exact
+    width, :attr:`ChipConfig.exact_adc_bits`), cannot hold the codes its programmed arrays
+    can produce: the widest reachable code of a column is its ADC's gain and offset applied
+    to the sum of its positive (or negative) effective cells over the rows the mapping uses.
+    A narrower ADC was chosen to saturate, and saturation is modelled; this one was not.
+
+    Raises
+    ------
+    ValueError
+        Naming the array, column, code, range, and the chip's device and seed.
+    """
+    chip = mapped.chip
+    adc = chip.adc
+    if chip.adc_bits < chip.exact_adc_bits:
+        return
+    lsb_a = (state.v_read_v * state.g_unit_s) * (adc.full_scale / (1 << (adc.bits - 1)))
+    g_diff = state.g_diff_s
+    for layer in mapped.layers:
+        rows_total, out = layer.weights.shape
+        for r in range(layer.row_tiles):
+            n = min(chip.rows, rows_total - r * chip.rows)
+            for c in range(layer.column_tiles):
+                k = min(chip.columns, out - c * chip.columns)
+                tile = layer.tile_base + c * layer.row_tiles + r
+                d = g_diff[tile, :n, :k] * (state.v_read_v / lsb_a)
+                ends = np.stack([np.minimum(d, 0).sum(axis=0), np.maximum(d, 0).sum(axis=0)])
+                x = ends * state.adc_gain[tile, :k] + state.adc_offset_lsb[tile, :k]
+                codes = np.floor(x + 0.5)
+                bad = (codes < adc.code_min) | (codes > adc.code_max)
+                if bad.any():
+                    end, col = (int(v[0]) for v in np.nonzero(bad))
+                    raise ValueError(
+                        f"[adc] bits = {adc.bits}: array {tile} column {col} of this chip "
+                        f"(device {chip.device.preset}, seed {state.seed}) reaches code "
+                        f"{int(codes[end, col])}, outside the ADC's {adc.code_min}.."
+                        f"{adc.code_max}; raise [adc] bits (an ADC narrower than "
+                        f"{chip.exact_adc_bits} bits is taken to saturate by design)")
 
 
 def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None = None,
