@@ -265,10 +265,11 @@ def mnist_small():
 
 
 def test_fine_tuning_on_a_faulty_chip_recovers_accuracy(mnist_small, seed, monkeypatch):
-    """A small MNIST MLP on a chip with 5 % of cells stuck on and 15 % stuck off: fine-tuning
+    """A small MNIST MLP on a chip with 10 % of cells stuck on and 20 % stuck off: fine-tuning
     against the chip's fault maps, then reprogramming the same chip, beats the same model
-    reprogrammed without fine-tuning (same programming draw) and the first programming, and
-    the training code's estimate agrees with the golden read. Same seeds, same result."""
+    reprogrammed without fine-tuning (same programming draw), its batch-norm recalibrated
+    alone, and the first programming; the training code's estimate agrees with the golden
+    read. Same seeds, same result. (Seeds 1-4 gained 13-45 points.)"""
     print(f"seed {seed}")
     monkeypatch.setitem(ARCHITECTURES, MNIST_MLP.name, MNIST_MLP)
     x, y, xt, yt = mnist_small
@@ -277,20 +278,21 @@ def test_fine_tuning_on_a_faulty_chip_recovers_accuracy(mnist_small, seed, monke
     base.fit(x, y, log=quiet)
     model = base.export()
     chip = ChipConfig(rows=64, columns=32, device=device_preset(
-        "rram", stuck_on_rate=0.05, stuck_off_rate=0.15))
-    cfg = TrainConfig(arch=MNIST_MLP.name, epochs=2, seed=seed, lr_start=0.01, lr_end=1e-3)
+        "rram", stuck_on_rate=0.1, stuck_off_rate=0.2))
+    cfg = TrainConfig(arch=MNIST_MLP.name, epochs=5, seed=seed, lr_start=0.01, lr_end=1e-3)
     results = [fine_tune_on_chip(model, chip, x, y, xt, yt, chip_seed=seed,
                                  program_seed=seed + 1, cfg=cfg, reads="stuck")
                for _ in range(2)]
     r = results[0]
     print(f"ideal {base.evaluate(xt, yt):.3f} before {r.before:.3f} control {r.control:.3f} "
-          f"recalibrated {r.recalibrated:.3f} after {r.after:.3f} twin {r.twin_after:.3f}")
+          f"recalibrated {r.recalibrated:.3f} calibrated on chip {r.calibrated:.3f} "
+          f"after {r.after:.3f} twin {r.twin_after:.3f}")
     assert r.counts.misread > 0.1 * r.counts.total_weights
-    assert r.after > r.control + 0.05 and r.after > r.before + 0.05
+    assert min(r.after - r.control, r.after - r.recalibrated, r.after - r.before) > 0.08
     assert abs(r.twin_after - r.after) < 0.03
     again = results[1]
-    assert (again.before, again.control, again.recalibrated, again.after) == \
-        (r.before, r.control, r.recalibrated, r.after)
+    assert (again.before, again.control, again.recalibrated, again.calibrated, again.after) \
+        == (r.before, r.control, r.recalibrated, r.calibrated, r.after)
     for a, b in zip(r.model.layers, again.model.layers):
         assert np.array_equal(a.weight, b.weight)
     assert stuck_counts(model, compile_model(model, chip),

@@ -56,7 +56,9 @@ from ..conductance import program, program_tiles
 from ..mapping import MappedLayer, MappedModel, compile_model
 from ..model import BnnModel
 from ..train import TrainConfig, Trainer
-from .chip_state import ProgrammedChip, _split, effective_conductances, program_chip
+from .calibration import calibrate
+from .chip_state import (ProgrammedChip, _split, check_adc_range, effective_conductances,
+                         program_chip)
 from .devices import STUCK_OFF, STUCK_ON, Device
 from .evaluate import fast_analog_infer
 from .parasitics import physical_conductances, weight_currents
@@ -199,8 +201,8 @@ def reprogram_chip(mapped: MappedModel, state: ProgrammedChip, seed: int,
     programming error is drawn afresh from ``seed``. The other steps are those of
     :func:`golden.analog.chip_state.program_arrays` (drift to ``read_time_sec``, default the
     state's; the I-V law; the parasitic reduction on ``workers`` processes), in its draw
-    order, so on a chip without stuck cells or ADC errors this equals ``program_chip(mapped,
-    seed)`` (tested).
+    order, and the same ADC range check (:func:`check_adc_range`), so on a chip without stuck
+    cells or ADC errors this equals ``program_chip(mapped, seed)`` (tested).
 
     This is a stand-in until ``program_arrays`` takes the stuck map itself."""
     chip = mapped.chip
@@ -232,9 +234,11 @@ def reprogram_chip(mapped: MappedModel, state: ProgrammedChip, seed: int,
     g_neg = np.empty(target.g_pos_s.shape)
     for t, g in enumerate(cells_g):
         g_pos[t], g_neg[t] = _split(g, chip.mapping, cols)
-    return ProgrammedChip(chip, seed, read_time_sec, g_pos, g_neg, target.g_unit_s,
-                          target.v_read_v, state.adc_gain.copy(), state.adc_offset_lsb.copy(),
-                          state.stuck.copy(), np.stack(phys))
+    again = ProgrammedChip(chip, seed, read_time_sec, g_pos, g_neg, target.g_unit_s,
+                           target.v_read_v, state.adc_gain.copy(), state.adc_offset_lsb.copy(),
+                           state.stuck.copy(), np.stack(phys))
+    check_adc_range(mapped, again)
+    return again
 
 
 def programming_spread(device: Device) -> float:
@@ -373,6 +377,11 @@ class ChipFineTune:
     recalibrated : float or None
         The given weights with batch-norm recalibrated against the chip's reads (no weight
         update), reprogrammed with ``program_seed``: what thresholds alone recover.
+    calibrated : float or None
+        The given model reprogrammed with ``program_seed``, its thresholds calibrated on the
+        chip from reference reads of training images
+        (:func:`golden.analog.calibration.calibrate`): the chip's own calibration, no model
+        of the chip needed.
     after : float
         The fine-tuned model reprogrammed onto the same chip with ``program_seed``.
     twin_before, twin_after : float
@@ -386,13 +395,15 @@ class ChipFineTune:
     reads : str
         ``"measured"`` or ``"stuck"`` (see :func:`fine_tune_on_chip`).
     seconds : dict
-        Wall times, seconds: ``program`` (the first programming), ``fine_tune``, and the
-        totals of ``reprogram`` and ``evaluate`` over every programming and evaluation.
+        Wall times, seconds: ``program`` (the first programming), ``fine_tune``,
+        ``calibrate``, and the totals of ``reprogram`` and ``evaluate`` over every
+        programming and evaluation.
     """
 
     before: float
     control: float | None
     recalibrated: float | None
+    calibrated: float | None
     after: float
     twin_before: float
     twin_after: float
@@ -407,8 +418,8 @@ def fine_tune_on_chip(model: BnnModel, chip: ChipConfig, train_pixels: np.ndarra
                       train_labels: np.ndarray, test_pixels: np.ndarray,
                       test_labels: np.ndarray, chip_seed: int, program_seed: int,
                       cfg: TrainConfig, reads: str = "measured", weight_noise: bool = True,
-                      baselines: bool = True, workers: int | None = 1,
-                      log=None) -> ChipFineTune:
+                      baselines: bool = True, calibration_images: int = 2000,
+                      workers: int | None = 1, log=None) -> ChipFineTune:
     """Fault-aware, chip-in-the-loop fine-tuning of ``model`` on the chip ``(chip,
     chip_seed)``.
 
@@ -421,7 +432,9 @@ def fine_tune_on_chip(model: BnnModel, chip: ChipConfig, train_pixels: np.ndarra
        sets epochs, learning rates and seed; batch-norm is recalibrated on the chip's reads.
     3. Program the result onto the same chip (:func:`reprogram_chip`, seed ``program_seed``)
        and measure (read noise ``[program_seed, 1]``). With ``baselines``, also the given
-       model and the recalibrated-only model, reprogrammed with the same seed.
+       model, the recalibrated-only model, and the given model calibrated on the chip from
+       the first ``calibration_images`` training images (calibration read noise seeded
+       ``[program_seed, 2]``), each reprogrammed with the same seed.
 
     ``workers`` processes solve the parasitic networks (1: this process only).
     """
@@ -459,19 +472,25 @@ def fine_tune_on_chip(model: BnnModel, chip: ChipConfig, train_pixels: np.ndarra
                                    "rows": chip.rows, "columns": chip.columns}}
     tuned = trainer.export(metadata=meta)
 
-    def on_same_chip(m: BnnModel) -> float:
+    def reprogrammed(m: BnnModel):
         mm = compile_model(m, chip)
-        st = timed("reprogram", reprogram_chip, mm, state, program_seed, workers=workers)
+        return mm, timed("reprogram", reprogram_chip, mm, state, program_seed, workers=workers)
+
+    def score(mm: MappedModel, st: ProgrammedChip) -> float:
         return timed("evaluate", chip_accuracy, mm, st, test_pixels, test_labels,
                      [program_seed, 1])
 
-    after = on_same_chip(tuned)
-    control = recalibrated = None
+    after = score(*reprogrammed(tuned))
+    control = recalibrated = calibrated = None
     if baselines:
-        control = on_same_chip(model)
+        mm, st = reprogrammed(model)
+        control = score(mm, st)
+        cal, _ = timed("calibrate", calibrate, mm, st, train_pixels[:calibration_images],
+                       chip.device.read_noise_std, np.random.default_rng([program_seed, 2]))
+        calibrated = score(cal, st)
         recal = Trainer(cfg, init=model, reads=hook)
         recal.recalibrate(train_pixels)
-        recalibrated = on_same_chip(recal.export())
+        recalibrated = score(*reprogrammed(recal.export()))
     log(f"after: {100 * after:.2f} %")
-    return ChipFineTune(before, control, recalibrated, after, twin_before, twin_after, counts,
-                        tuned, cfg.epochs, reads, seconds)
+    return ChipFineTune(before, control, recalibrated, calibrated, after, twin_before,
+                        twin_after, counts, tuned, cfg.epochs, reads, seconds)
