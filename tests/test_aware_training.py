@@ -187,6 +187,19 @@ def test_reprogramming_a_fault_free_chip_is_programming_it(seed):
         assert np.array_equal(getattr(again, name), getattr(state, name)), name
 
 
+def test_reprogramming_refuses_another_chip(seed):
+    """A chip programmed for one configuration, or with another number of arrays, is not
+    the chip a mapped model can be reprogrammed onto."""
+    chip = ChipConfig(rows=8, columns=4, device="rram")
+    model = random_model(TINY_MLP, np.random.default_rng(seed))
+    state = program_chip(compile_model(model, chip), seed)
+    with pytest.raises(ValueError, match="another chip configuration"):
+        reprogram_chip(compile_model(model, replace(chip, rows=16)), state, seed)
+    with pytest.raises(ValueError, match=f"has {state.tiles} arrays, the target"):
+        reprogram_chip(compile_model(random_model(TINY_CNN, np.random.default_rng(seed)),
+                                     chip), state, seed)
+
+
 def test_measured_reads_are_the_chip_at_its_programmed_signs(seed):
     """With wire resistance and no programming error, a weight's measured read for the sign
     it holds is the chip's effective (G+ - G-) / G_unit; without wire resistance the measured

@@ -57,8 +57,7 @@ from ..mapping import MappedLayer, MappedModel, compile_model
 from ..model import BnnModel
 from ..train import TrainConfig, Trainer
 from .calibration import calibrate
-from .chip_state import (ProgrammedChip, _split, check_adc_range, effective_conductances,
-                         program_chip)
+from .chip_state import ProgrammedChip, check_adc_range, program_arrays, program_chip
 from .devices import STUCK_OFF, STUCK_ON, Device
 from .evaluate import fast_analog_infer
 from .parasitics import physical_conductances, weight_currents
@@ -196,47 +195,15 @@ def fixed_reads(reads: dict[int, WeightReads]):
 def reprogram_chip(mapped: MappedModel, state: ProgrammedChip, seed: int,
                    read_time_sec: float | None = None, workers: int | None = None
                    ) -> ProgrammedChip:
-    """Program ``mapped`` onto the chip ``state`` describes: its stuck cells stay stuck
-    (``state.stuck`` passed to :meth:`Device.program` as the explicit map), its ADC errors stay,
-    programming error is drawn afresh from ``seed``. The other steps are those of
-    :func:`golden.analog.chip_state.program_arrays` (drift to ``read_time_sec``, default the
-    state's; the I-V law; the parasitic reduction on ``workers`` processes), in its draw
-    order, and the same ADC range check (:func:`check_adc_range`), so on a chip without stuck
-    cells or ADC errors this equals ``program_chip(mapped, seed)`` (tested).
-
-    This is a stand-in until ``program_arrays`` takes the stuck map itself."""
-    chip = mapped.chip
-    if state.chip != chip:
-        raise ValueError("the programmed chip was programmed for another chip configuration")
-    if state.tiles != mapped.tiles:
-        raise ValueError(f"the programmed chip has {state.tiles} arrays, the mapped model "
-                         f"{mapped.tiles}")
-    device, parasitics = chip.device, chip.parasitics
+    """Program ``mapped`` onto the chip ``state`` describes: its stuck cells stay stuck, its
+    ADC errors stay, programming error is drawn afresh from ``seed``
+    (:func:`golden.analog.chip_state.program_arrays` with ``same_chip``; drift to
+    ``read_time_sec``, default the state's), then the ADC range check of
+    :func:`golden.analog.chip_state.program_chip`. On a chip without stuck cells or ADC
+    errors this equals ``program_chip(mapped, seed)`` (tested)."""
     read_time_sec = state.read_time_sec if read_time_sec is None else read_time_sec
-    target = program(mapped, device)
-    rng = np.random.default_rng(seed)
-    phys, cells_g = [], []
-    for t in range(mapped.tiles):
-        cells = device.program(physical_conductances(target.g_pos_s[t], target.g_neg_s[t],
-                                                     chip.mapping), rng, stuck_map=state.stuck[t])
-        g = cells.g_s
-        if read_time_sec is not None:
-            g = device.drift(g, read_time_sec, cells.nu)
-        phys.append(g)
-        if device.iv_v0_v:
-            v, v0 = target.v_read_v, device.iv_v0_v
-            g = g * (v0 * np.sinh(v / v0)) / v
-        cells_g.append(g)
-    if not parasitics.ideal:
-        cells_g = effective_conductances(cells_g, parasitics, workers)
-    cols = target.g_pos_s.shape[2]
-    g_pos = np.empty(target.g_pos_s.shape)
-    g_neg = np.empty(target.g_pos_s.shape)
-    for t, g in enumerate(cells_g):
-        g_pos[t], g_neg[t] = _split(g, chip.mapping, cols)
-    again = ProgrammedChip(chip, seed, read_time_sec, g_pos, g_neg, target.g_unit_s,
-                           target.v_read_v, state.adc_gain.copy(), state.adc_offset_lsb.copy(),
-                           state.stuck.copy(), np.stack(phys))
+    again = program_arrays(program(mapped, mapped.chip.device), mapped.chip, seed,
+                           read_time_sec, workers, same_chip=state)
     check_adc_range(mapped, again)
     return again
 

@@ -169,11 +169,15 @@ def check_adc_range(mapped: MappedModel, state: ProgrammedChip) -> None:
 
 
 def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None = None,
-                   read_time_sec: float | None = None, workers: int | None = None
-                   ) -> ProgrammedChip:
+                   read_time_sec: float | None = None, workers: int | None = None,
+                   same_chip: ProgrammedChip | None = None) -> ProgrammedChip:
     """:func:`program_chip` for arrays given by their target conductances (tiles, rows,
     columns) -- e.g. :func:`golden.conductance.program_tiles` of test weights. The arrays'
-    parasitic solves run on ``workers`` processes (default: every core)."""
+    parasitic solves run on ``workers`` processes (default: every core).
+
+    ``same_chip`` reprograms a chip already made: its stuck cells stay stuck (passed to
+    :meth:`Device.program` as the explicit map) and its ADC errors stay (none are drawn), only
+    programming error is drawn from ``seed``."""
     device, adc, parasitics = chip.device, chip.adc, chip.parasitics
     draws = set(device.non_ideal_parameters()) - {"iv_v0_v", "levels"}
     if seed is None and (draws or adc.gain_dtod or adc.offset_dtod_lsb):
@@ -189,14 +193,20 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
     if read_time_sec is not None and device.drift_t0_sec > read_time_sec:
         raise ValueError(f"read time {read_time_sec} s is before the device's drift t0 "
                          f"({device.drift_t0_sec} s)")
-    rng = np.random.default_rng(seed)
     tiles, rows, cols = target.g_pos_s.shape
+    if same_chip is not None and same_chip.chip != chip:
+        raise ValueError("the chip to reprogram was programmed for another chip configuration")
+    if same_chip is not None and same_chip.tiles != tiles:
+        raise ValueError(f"the chip to reprogram has {same_chip.tiles} arrays, the target "
+                         f"{tiles}")
+    rng = np.random.default_rng(seed)
     gain = np.ones((tiles, cols))
     offset = np.zeros((tiles, cols))
     phys, cells_g, stuck = [], [], []
     for t in range(tiles):          # the draws, in a fixed order: tile by tile, cells then ADC
         phys_target = physical_conductances(target.g_pos_s[t], target.g_neg_s[t], chip.mapping)
-        cells = device.program(phys_target, rng)
+        cells = device.program(phys_target, rng, stuck_map=None if same_chip is None
+                               else same_chip.stuck[t])
         g = cells.g_s
         if read_time_sec is not None:
             g = device.drift(g, read_time_sec, cells.nu)
@@ -206,8 +216,11 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
             g = g * (v0 * np.sinh(v / v0)) / v
         cells_g.append(g)
         stuck.append(cells.stuck)
-        errors = adc.draw_errors(cols, rng)
-        gain[t], offset[t] = errors.gain, errors.offset_lsb
+        if same_chip is None:
+            errors = adc.draw_errors(cols, rng)
+            gain[t], offset[t] = errors.gain, errors.offset_lsb
+    if same_chip is not None:
+        gain, offset = same_chip.adc_gain.copy(), same_chip.adc_offset_lsb.copy()
     if not parasitics.ideal:
         cells_g = effective_conductances(cells_g, parasitics, workers)
     g_pos = np.empty((tiles, rows, cols))
