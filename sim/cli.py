@@ -262,13 +262,14 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
         # the same hardware with other conductance files: reuse that run's simulator build
         name, sources = Path(share_build).name, Path(share_build)
     run = run_core(gen_dir, sim, Path(build) / "sim", name, images, offset=offset,
-                   check_layers=check_layers, seed=seed, sources_dir=sources, dataset=dataset)
+                   check_layers=check_layers, seed=seed, sources_dir=sources, dataset=dataset,
+                   crossbar_vpi=crossbar == "compiled")
     if not quiet:
         print(run.result.summary())
     if run.summary is None:
         raise RuntimeError(f"the RTL run produced no summary: {run.result.summary()}")
     out = dict(run.summary)
-    out.update(simulator=sim, generate_s=gen_s, build_s=run.result.build_s,
+    out.update(simulator=sim, crossbar=crossbar, generate_s=gen_s, build_s=run.result.build_s,
                run_s=run.result.test_s, generated=str(gen_dir), passed=run.result.ok)
     return out
 
@@ -309,6 +310,10 @@ def _cmd_infer(args) -> int:
     if args.crossbar == "vacask" and args.sim == "golden":
         raise ValueError("--crossbar vacask answers the RTL's reads: give --sim icarus or "
                          "verilator, not golden")
+    if args.crossbar == "compiled" and args.sim != "icarus":
+        raise ValueError(f"--crossbar compiled is the crossbar's VPI read for Icarus; "
+                         f"--sim {args.sim} takes --crossbar behavioural (Verilator compiles the "
+                         f"Verilog crossbar itself)")
     summary = _run_inference(args.model, args.config, args.sim, args.images, args.offset,
                              not args.no_layer_check, Path(args.build), args.seed,
                              device=args.device, drift_s=args.drift_s, crossbar=args.crossbar,
@@ -778,10 +783,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="device preset replacing the configuration's")
     inf.add_argument("--dataset", choices=["mnist", "random"], default="mnist",
                      help="MNIST test images, or seeded random inputs (models of other shapes)")
-    inf.add_argument("--crossbar", choices=["behavioural", "vacask"], default="behavioural",
-                     help="who answers the RTL's array reads: the behavioural Verilog crossbar, "
-                          "or the Verilog-A arrays in VACASK (small chips: every distinct read "
-                          "is solved)")
+    inf.add_argument("--crossbar", choices=["behavioural", "compiled", "vacask"],
+                     default="behavioural",
+                     help="who answers the RTL's array reads: the behavioural Verilog crossbar; "
+                          "its compiled read (Icarus: the same codes from a VPI module, several "
+                          "times faster); or the Verilog-A arrays in VACASK (small chips: every "
+                          "distinct read is solved)")
     inf.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
                      help="read time after programming, seconds (drift; default t0)")
     inf.add_argument("--build", default=str(DEFAULT_BUILD / "infer"))

@@ -170,8 +170,11 @@ class CoreRun:
 def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images: int,
              offset: int = 0, dataset: str = "mnist", check_layers: bool = True,
              seed: int = DEFAULT_SEED, waves: bool = False,
-             sources_dir: Path | None = None) -> CoreRun:
+             sources_dir: Path | None = None, crossbar_vpi: bool = False) -> CoreRun:
     """Run ``images`` images through the hardware generated in ``gen_dir`` on ``simulator``.
+
+    ``crossbar_vpi`` (Icarus): the crossbar reads through its compiled VPI task
+    (:func:`sim.runner.build_crossbar_vpi`), the same codes in a fraction of the time.
 
     ``sources_dir``: take the Verilog from this directory instead (it must be byte-identical
     to ``gen_dir``'s, e.g. the same core on a chip that differs only in its conductance files):
@@ -181,7 +184,8 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
     for f in ("mbnn_crossbar.v", "bnn_system.v"):
         if (sources / f).read_bytes() != (gen_dir / f).read_bytes():
             raise ValueError(f"{sources / f} differs from {gen_dir / f}: not the same hardware")
-    build_dir = (Path(build_root) / "core" / name / simulator).resolve()
+    build_dir = (Path(build_root) / "core" / name /
+                 (f"{simulator}-vpi" if crossbar_vpi else simulator)).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     # The crossbar opens its conductance (and ADC error) files relative to the simulator's
     # working directory; links left by an earlier run of another chip go first.
@@ -197,7 +201,7 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
                         params={"dir": str(gen_dir), "images": images, "offset": offset,
                                 "dataset": dataset, "check_layers": check_layers,
                                 "summary": str(summary_file)},
-                        seed=seed, waves=waves)
+                        seed=seed, waves=waves, crossbar_vpi=crossbar_vpi)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     return CoreRun(result, summary)
 
@@ -222,13 +226,15 @@ CROSSBAR_SETS = {
 
 
 def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
-                 reads: int = 60) -> RunResult:
+                 reads: int = 60, crossbar_vpi: bool = False) -> RunResult:
     """Random tiles programmed by golden.conductance (and, for non-ideal sets, through the
-    chip's device, parasitics and ADC), read by the Verilog crossbar."""
+    chip's device, parasitics and ADC), read by the Verilog crossbar (``crossbar_vpi``, Icarus:
+    by its compiled read, :func:`sim.runner.build_crossbar_vpi`)."""
     from golden.analog.chip_state import program_arrays
 
     chip, tiles, kind = CROSSBAR_SETS[name]
-    build_dir = (Path(build_root) / "crossbar" / name / simulator).resolve()
+    build_dir = (Path(build_root) / "crossbar" / name /
+                 (f"{simulator}-vpi" if crossbar_vpi else simulator)).resolve()
     rng = np.random.default_rng(seed)
     weights = rng.choice(np.array([-1, 0, 1], np.int8), p=[0.45, 0.1, 0.45],
                          size=(tiles, chip.rows, chip.columns))
@@ -261,4 +267,4 @@ def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAUL
         hdl["ADC_ERRORS"] = 1
     return run_cocotb(simulator=simulator, sources=[CROSSBAR_SOURCE], toplevel="mbnn_crossbar",
                       test_module="sim.tb.tb_crossbar", build_dir=build_dir, params=params,
-                      seed=seed, hdl_parameters=hdl)
+                      seed=seed, hdl_parameters=hdl, crossbar_vpi=crossbar_vpi)

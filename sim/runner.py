@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from pathlib import Path
 
 from . import toolchain
 
-__all__ = ["TestOutcome", "RunResult", "run_cocotb", "LINT_WAIVERS", "DEFAULT_SEED"]
+__all__ = ["TestOutcome", "RunResult", "run_cocotb", "build_crossbar_vpi", "LINT_WAIVERS",
+           "DEFAULT_SEED"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LINT_WAIVERS = REPO_ROOT / "rtl" / "lint" / "amaranth.vlt"
+CROSSBAR_VPI_SOURCE = REPO_ROOT / "rtl" / "analog" / "mbnn_crossbar_vpi.c"
 # Default global seed of regressions: fixed so CI is reproducible; override to explore.
 DEFAULT_SEED = 20261122
 
@@ -99,10 +102,37 @@ def _share_compiled_objects() -> None:
     os.environ.setdefault("CCACHE_DIR", str(REPO_ROOT / "build" / "ccache"))
 
 
+def build_crossbar_vpi(out_dir: Path) -> Path:
+    """Compile ``rtl/analog/mbnn_crossbar_vpi.c`` into ``out_dir/mbnn_crossbar.vpi``, the
+    module Icarus loads for ``$mbnn_crossbar_read``, with the compiler flags ``iverilog-vpi``
+    reports and ``-ffp-contract=off`` (no fused multiply-add: the reads must round as the
+    Verilog does). Returns the module's path.
+
+    Raises
+    ------
+    RuntimeError
+        The C compiler failed (its output is in the message)."""
+    out_dir = Path(out_dir)
+    module = out_dir / "mbnn_crossbar.vpi"
+    tmp = out_dir / f".mbnn_crossbar.vpi.{os.getpid()}"
+    flags = {k: subprocess.run(["iverilog-vpi", f"--{k}"], capture_output=True, text=True,
+                               check=True).stdout.split()
+             for k in ("cflags", "ldflags", "ldlibs")}
+    cmd = [os.environ.get("CC", "cc"), *flags["cflags"], "-ffp-contract=off", "-o", str(tmp),
+           str(CROSSBAR_VPI_SOURCE), *flags["ldflags"], *flags["ldlibs"], "-lm"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"compiling {CROSSBAR_VPI_SOURCE.name} failed: {' '.join(cmd)}\n"
+                           f"{done.stderr.strip()}")
+    tmp.replace(module)
+    return module
+
+
 def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_module: str,
                build_dir: Path, params: dict, seed: int = DEFAULT_SEED,
                testcase: str | None = None, waves: bool = False,
-               hdl_parameters: dict | None = None) -> RunResult:
+               hdl_parameters: dict | None = None, crossbar_vpi: bool = False) -> RunResult:
     """Compile ``sources`` for ``simulator`` and run the cocotb ``test_module`` on them.
 
     Parameters
@@ -113,6 +143,10 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
         Global cocotb seed; each test derives its own from it and its name.
     hdl_parameters : dict, optional
         Verilog parameters of the toplevel (``-P``/``-G``).
+    crossbar_vpi : bool
+        Icarus only: the behavioural crossbar reads through the compiled system task of
+        :func:`build_crossbar_vpi` (define ``MBNN_CROSSBAR_VPI``) instead of its Verilog
+        loops -- the same codes, bit for bit, at a fraction of the time.
 
     Returns
     -------
@@ -133,8 +167,13 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    if crossbar_vpi and simulator != "icarus":
+        raise ValueError(f"the compiled crossbar read is an Icarus VPI module; {simulator} "
+                         f"compiles the crossbar's Verilog itself")
     runner = get_runner(simulator)
     build_args: list = []
+    defines: dict = {}
+    test_args: list = []
     srcs = [Path(s) for s in sources]
     if simulator == "icarus":
         # The runner compiles with -g2012, where a declaration initialiser (`reg x = 0;`, which
@@ -143,6 +182,9 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
         # stays X (seen with constant-driven sequencer fields). Under -g2005 the initialisers
         # are time-0 assignments that do raise events; a later -g option wins.
         build_args = ["-g2005"]
+        if crossbar_vpi:
+            defines = {"MBNN_CROSSBAR_VPI": 1}
+            test_args = ["-M", str(build_dir), "-m", "mbnn_crossbar"]
     if simulator == "verilator":
         # The generated HDL must be clean under -Wall with the documented waivers only.
         build_args = ["-Wall"]
@@ -150,8 +192,10 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
         _share_compiled_objects()
     t0 = time.perf_counter()
     try:
+        if crossbar_vpi:
+            build_crossbar_vpi(build_dir)
         runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=build_args, parameters=hdl_parameters or {},
+                     build_args=build_args, defines=defines, parameters=hdl_parameters or {},
                      timescale=("1ns", "1ps"), waves=waves,
                      log_file=build_dir / "build.log")
     except RuntimeError as exc:   # compile or lint error: a failed run, reported like one
@@ -167,6 +211,7 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
     try:
         runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
                     test_dir=build_dir, seed=seed, extra_env=env, testcase=testcase,
+                    test_args=test_args,
                     results_xml=str(results_xml), waves=waves, timescale=("1ns", "1ps"),
                     log_file=build_dir / "test.log")
     except (RuntimeError, SystemExit):

@@ -56,6 +56,9 @@ def test_generate_model_with_config_file(tmp_path):
     (["infer", "--model", "models/mlp.npz", "--sim", "golden", "--images", "20",
       "--offset", "9990"], "exceeds the 10000 MNIST test images"),
     (["infer", "--model", "models/mlp.npz", "--offset", "-1"], "--offset must be >= 0"),
+    (["infer", "--model", "models/mlp.npz", "--sim", "verilator", "--crossbar", "compiled"],
+     "--crossbar compiled is the crossbar's VPI read for Icarus; --sim verilator takes "
+     "--crossbar behavioural"),
 ])
 def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "bad.toml").write_text("[array]\nrows = 0\n")

@@ -12,11 +12,15 @@ from conftest import check_cocotb_run, require_simulator
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", "verilator", "icarus-vpi"])
 @pytest.mark.parametrize("name", list(CROSSBAR_SETS))
 def test_crossbar_rtl(name, simulator, seed, build_root, record_property):
-    require_simulator(simulator)
-    result = run_crossbar(name, simulator, build_root, seed=seed)
+    """``icarus-vpi``: Icarus with the crossbar's compiled read (rtl/analog/mbnn_crossbar_vpi.c)
+    in place of its Verilog loops -- held to the same golden codes, bit for bit, boundary set
+    included."""
+    sim, _, vpi = simulator.partition("-")
+    require_simulator(sim)
+    result = run_crossbar(name, sim, build_root, seed=seed, crossbar_vpi=bool(vpi))
     check_cocotb_run(result, record_property, tests=1)
 
 

@@ -21,6 +21,10 @@
 // per cell, a sum over driven rows in ascending order from 0.0, V_READ * sum / lsb_a, gain,
 // offset, floor(x + 0.5), saturation -- so the codes agree bit for bit.
 //
+// Defined MBNN_CROSSBAR_VPI (Icarus only) replaces the loops by the system task
+// $mbnn_crossbar_read of mbnn_crossbar_vpi.c: the same operations in the same order, compiled,
+// for whole-network runs that Icarus would otherwise spend summing conductances.
+//
 // Codes appear one cycle after `read`, with `valid`: a fixed latency the core relies on.
 // The specification is golden.mapping.crossbar_read; tests compare against it.
 `timescale 1ns/1ps
@@ -50,6 +54,26 @@ module mbnn_crossbar #(
     localparam integer CODE_MAX = (1 << (ADC_BITS - 1)) - 1;
     localparam integer CODE_MIN = -(1 << (ADC_BITS - 1));
 
+    // Codes are assembled here and written to the output once per read: 128 separate
+    // part-select updates of `codes` would each wake the logic downstream.
+    reg [COLS*ADC_BITS-1:0] next_codes;
+
+`ifdef MBNN_CROSSBAR_VPI
+    initial begin
+        valid = 1'b0;
+        codes = {COLS*ADC_BITS{1'b0}};
+    end
+
+    always @(posedge clk) begin
+        valid <= read;
+        if (read) begin
+            $mbnn_crossbar_read(tile, wl, next_codes, ROWS, COLS, TILES, ADC_BITS, ADC_ERRORS,
+                                V_READ, G_UNIT, LSB_SCALE, GPOS_FILE, GNEG_FILE, GAIN_FILE,
+                                OFFSET_FILE);
+            codes <= next_codes;
+        end
+    end
+`else
     reg [63:0] gpos_bits [0:CELLS-1];
     reg [63:0] gneg_bits [0:CELLS-1];
     real g_diff [0:CELLS-1];
@@ -61,9 +85,6 @@ module mbnn_crossbar #(
     reg [63:0] offset_bits [0:ADC_CELLS-1];
     real adc_gain [0:ADC_CELLS-1];
     real adc_offset [0:ADC_CELLS-1];
-    // Codes are assembled here and written to the output once per read: 128 separate
-    // part-select updates of `codes` would each wake the logic downstream.
-    reg [COLS*ADC_BITS-1:0] next_codes;
 
     initial begin
         $readmemh(GPOS_FILE, gpos_bits);
@@ -129,4 +150,5 @@ module mbnn_crossbar #(
         end
     end
     /* verilator lint_on BLKSEQ */
+`endif
 endmodule
