@@ -49,6 +49,8 @@ __all__ = ["generate_model", "load_programmed_chip", "CROSSBAR_SOURCE", "TOPLEVE
            "MANIFEST_FORMAT"]
 
 CROSSBAR_SOURCE = Path(__file__).resolve().parent.parent / "rtl" / "analog" / "mbnn_crossbar.v"
+# its compiled read for Icarus (define MBNN_CROSSBAR_VPI; see the file), shipped beside it
+CROSSBAR_VPI_SOURCE = CROSSBAR_SOURCE.with_name("mbnn_crossbar_vpi.c")
 TOPLEVEL = "bnn_system"
 # 2: the device record and the ADC settings moved into "chip" (a complete ChipConfig)
 MANIFEST_FORMAT = "mbnn-generated-2"
@@ -83,6 +85,7 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
     try:
         (tmp / f"{TOPLEVEL}.v").write_text(verilog_source(system, TOPLEVEL, params.describe()))
         shutil.copyfile(CROSSBAR_SOURCE, tmp / CROSSBAR_SOURCE.name)
+        shutil.copyfile(CROSSBAR_VPI_SOURCE, tmp / CROSSBAR_VPI_SOURCE.name)
         (tmp / "gpos.hex").write_bytes(hex_lines(state.g_pos_s))
         (tmp / "gneg.hex").write_bytes(hex_lines(state.g_neg_s))
         if adc_errors:

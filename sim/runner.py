@@ -22,7 +22,6 @@ __all__ = ["TestOutcome", "RunResult", "run_cocotb", "build_crossbar_vpi", "LINT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LINT_WAIVERS = REPO_ROOT / "rtl" / "lint" / "amaranth.vlt"
-CROSSBAR_VPI_SOURCE = REPO_ROOT / "rtl" / "analog" / "mbnn_crossbar_vpi.c"
 # Default global seed of regressions: fixed so CI is reproducible; override to explore.
 DEFAULT_SEED = 20261122
 
@@ -112,6 +111,8 @@ def build_crossbar_vpi(out_dir: Path) -> Path:
     ------
     RuntimeError
         The C compiler failed (its output is in the message)."""
+    from periphery.generate_model import CROSSBAR_VPI_SOURCE
+
     out_dir = Path(out_dir)
     module = out_dir / "mbnn_crossbar.vpi"
     tmp = out_dir / f".mbnn_crossbar.vpi.{os.getpid()}"
