@@ -103,7 +103,9 @@ async def random_runs(dut, traffic):
     """Random run lengths, entries and codes under idle cycles and backpressure."""
     tb = AccumulatorTB(dut, *traffic)
     await tb.start()
-    beats = tb.runs(150)
+    # 150 runs, or as many as make about 1500 beats when runs are long (up to 49 row tiles on
+    # 128 lanes: ~10 ms per beat on Icarus, which evaluates every lane's adder per cycle)
+    beats = tb.runs(min(150, max(40, 3000 // (tb.params.max_terms + 1))))
     tb.source.send(beats)
     await tb.wait_idle(200 + 20 * len(beats))
     tb.check()

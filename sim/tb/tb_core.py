@@ -20,7 +20,8 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import (ClockCycles, FallingEdge, ReadOnly, RisingEdge, SimTimeoutError,
+                             Timer, with_timeout)
 
 from golden.analog.chip_state import analog_infer
 from golden.chip import ChipConfig
@@ -113,9 +114,18 @@ async def run_network(dut):
 
     cocotb.start_soon(feed())
     mismatches, layer_mismatches, predictions, result_times = [], 0, [], []
+    compared = 0
+    # A result is due within this many cycles of the previous one being taken (of reset, for
+    # the first): its input words, twice the steady-state cycles, and slack. A core that stalls
+    # fails here instead of hanging the run.
+    budget = params.buffers[0].depth + 2 * params.compute_cycles_per_image + 100
     wall0 = time.perf_counter()
     for n in range(count):
-        await RisingEdge(dut.o__valid)
+        try:
+            await with_timeout(RisingEdge(dut.o__valid), budget * CLOCK_NS, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"image {n + offset}: no result within {budget} cycles "
+                                 f"(steady state {params.compute_cycles_per_image})") from None
         await ReadOnly()
         result_times.append(cocotb.utils.get_sim_time("ns"))
         beat = codec.unpack(dut.o__payload.value.to_unsigned())
@@ -139,6 +149,7 @@ async def run_network(dut):
                         layer_mismatches += 1
                         problems.append(f"layer {li} word {addr}: {got:#x} != golden {w:#x}")
                         break
+        compared += 1
         if problems:
             mismatches.append(n + offset)
             if len(mismatches) <= 5:
@@ -151,6 +162,7 @@ async def run_network(dut):
     wall = time.perf_counter() - wall0
 
     steady = np.diff(result_times) / CLOCK_NS if count > 1 else np.array([result_times[0] / CLOCK_NS])
+    assert compared == count, f"{compared} results compared for {count} images sent"
     summary = {
         "images": count, "offset": offset, "dataset": CONFIG["dataset"],
         "mismatches": len(mismatches), "mismatched_images": mismatches[:20],
@@ -163,6 +175,8 @@ async def run_network(dut):
         "score_ties": int(np.sum((golden.scores == golden.scores.max(axis=1, keepdims=True))
                                  .sum(axis=1) > 1)),
         "cycles_per_image": float(np.median(steady)),
+        # every image's cycles from the previous result to its own (all images but the first)
+        "cycles_per_image_seen": sorted({int(c) for c in steady}) if count > 1 else [],
         "min_cycles_per_image": params.analytical_cycles_per_image,
         "sim_wall_s": wall, "images_per_s": count / wall if wall > 0 else None,
     }
