@@ -2,7 +2,7 @@
 # The README's accuracy-under-non-idealities figures: the shipped MLP and CNN against device
 # spread, stuck-at rate and wire resistance, each point a Monte Carlo over chips with read
 # noise, uncorrected and with thresholds calibrated on 1000 training images.
-#   bash bench/accuracy_sweeps.sh [OUT_DIR]      (default docs/figures; ~30 min on 2 cores)
+#   bash bench/accuracy_sweeps.sh [OUT_DIR]      (default docs/figures; ~75 min on 2 cores)
 # Each sweep writes OUT_DIR/<model>_<param>.png and the JSON of the run beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
