@@ -47,8 +47,8 @@ from .chip_state import ProgrammedChip, program_chip
 __all__ = ["fast_analog_infer", "layer_reader", "ChipAccuracy", "evaluate_chips"]
 
 _U32 = 2.0 ** -24               # unit roundoff of float32
-_CHUNK_ELEMENTS = 1 << 20       # read-input entries per layer and chunk (1 MiB of bits)
-_BLOCK_ELEMENTS = 1 << 18       # column values per block of reads (1 MiB of float32: L2)
+_CHUNK_ELEMENTS = 1 << 22       # read-input entries per layer and chunk (1 MiB of bits)
+_BLOCK_ELEMENTS = 1 << 19       # column values per block of reads (1 MiB of float32: L2)
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,9 @@ class _LayerReader:
         for tile in self.prepared[layer.index]:
             n = tile.rows.stop - tile.rows.start
             b = np.ones((min(step, p), n + 1), np.float32)     # last input: the offset row
+            # the margin of a read driving every row of the tile bounds every read's (it
+            # grows with the driven-row count): one threshold for all values
+            limit = np.float32(0.5 - _margin(tile, np.array([n]))[0])
             flagged = []
             for start in range(0, p, step):
                 m = min(step, p - start)
@@ -165,8 +168,7 @@ class _LayerReader:
                     code = np.rint(f)
                     f -= code                           # exact in float32
                     np.abs(f, out=f)
-                    limit = (0.5 - _margin(tile, b[:m, :n].sum(axis=1))).astype(np.float32)
-                    near = np.flatnonzero(f > limit[:, None])
+                    near = np.flatnonzero(f > limit)
                     if len(near):
                         flagged.append((near + start * out, code.ravel()[near]))
                 if tile.saturates:
