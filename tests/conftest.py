@@ -77,3 +77,15 @@ def check_cocotb_run(result, record_property, tests: int | None = None) -> None:
     assert result.ok, result.summary()
     if tests is not None:
         assert len(result.outcomes) == tests, f"{len(result.outcomes)} cocotb tests ran, not {tests}"
+
+
+def assert_same_models(a, b) -> None:
+    """Two exported models are the same network: equal weights and thresholds, layer by
+    layer."""
+    import numpy as np
+    assert len(a.layers) == len(b.layers)
+    for la, lb in zip(a.layers, b.layers):
+        assert np.array_equal(la.weight, lb.weight)
+        assert (la.threshold is None) == (lb.threshold is None)
+        if la.threshold is not None:
+            assert np.array_equal(la.threshold.threshold, lb.threshold.threshold)

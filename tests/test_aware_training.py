@@ -21,6 +21,8 @@ from golden.model import ARCHITECTURES, Architecture, BnnModel, Layer, LayerSpec
 from golden.train import TrainConfig, Trainer
 from sim.stimulus import random_model as stimulus_model
 
+from conftest import assert_same_models
+
 # Input channels (2) and first-layer outputs (6) that do not fill the 4-column arrays of
 # SMALL_CHIP, so the activation buffers carry padded channels (stride 8 for 6 channels).
 TINY_CNN = Architecture("tiny_cnn", (2, 5, 5), (
@@ -324,10 +326,7 @@ def test_healthy_reads_train_exactly_like_plain_training(mnist_small, seed, monk
         t = Trainer(TrainConfig(arch=MNIST_MLP.name, epochs=1, seed=seed), reads=reads)
         t.fit(x[:1000], y[:1000], log=quiet)
         models.append(t.export())
-    for a, b in zip(*(m.layers for m in models)):
-        assert np.array_equal(a.weight, b.weight)
-        if a.threshold is not None:
-            assert np.array_equal(a.threshold.threshold, b.threshold.threshold)
+    assert_same_models(*models)
 
 
 def test_output_layer_gradient_is_the_derivative_of_the_read_forward(seed, monkeypatch):

@@ -7,6 +7,8 @@ from golden.mnist import binarize_pixels, load_mnist
 from golden.model import infer
 from golden.train import FAULT_OFF, TrainConfig, Trainer, _BinaryWeights
 
+from conftest import assert_same_models
+
 
 @pytest.fixture(scope="module")
 def mnist():
@@ -47,10 +49,7 @@ def test_training_is_deterministic_for_a_seed(mnist, seed):
         t = Trainer(TrainConfig(arch="mlp", epochs=1, seed=seed))
         t.fit(x[:1000], y[:1000], log=quiet)
         models.append(t.export())
-    for a, b in zip(*(m.layers for m in models)):
-        assert np.array_equal(a.weight, b.weight)
-        if a.threshold is not None:
-            assert np.array_equal(a.threshold.threshold, b.threshold.threshold)
+    assert_same_models(*models)
 
 
 def test_weight_noise_is_multiplicative_with_the_given_std(seed):

@@ -58,22 +58,7 @@ module mbnn_crossbar #(
     // part-select updates of `codes` would each wake the logic downstream.
     reg [COLS*ADC_BITS-1:0] next_codes;
 
-`ifdef MBNN_CROSSBAR_VPI
-    initial begin
-        valid = 1'b0;
-        codes = {COLS*ADC_BITS{1'b0}};
-    end
-
-    always @(posedge clk) begin
-        valid <= read;
-        if (read) begin
-            $mbnn_crossbar_read(tile, wl, next_codes, ROWS, COLS, TILES, ADC_BITS, ADC_ERRORS,
-                                V_READ, G_UNIT, LSB_SCALE, GPOS_FILE, GNEG_FILE, GAIN_FILE,
-                                OFFSET_FILE);
-            codes <= next_codes;
-        end
-    end
-`else
+`ifndef MBNN_CROSSBAR_VPI
     reg [63:0] gpos_bits [0:CELLS-1];
     reg [63:0] gneg_bits [0:CELLS-1];
     real g_diff [0:CELLS-1];
@@ -100,6 +85,10 @@ module mbnn_crossbar #(
             end
         end
         lsb_a = (V_READ * G_UNIT) * LSB_SCALE;
+    end
+`endif
+
+    initial begin
         valid = 1'b0;
         codes = {COLS*ADC_BITS{1'b0}};
     end
@@ -110,6 +99,11 @@ module mbnn_crossbar #(
     always @(posedge clk) begin
         valid <= read;
         if (read) begin
+`ifdef MBNN_CROSSBAR_VPI
+            $mbnn_crossbar_read(tile, wl, next_codes, ROWS, COLS, TILES, ADC_BITS, ADC_ERRORS,
+                                V_READ, G_UNIT, LSB_SCALE, GPOS_FILE, GNEG_FILE, GAIN_FILE,
+                                OFFSET_FILE);
+`else
             for (c = 0; c < COLS; c = c + 1)
                 current[c] = 0.0;
             for (r = 0; r < ROWS; r = r + 1) begin
@@ -146,9 +140,9 @@ module mbnn_crossbar #(
                 else code = $rtoi(x);
                 next_codes[c*ADC_BITS +: ADC_BITS] = code[ADC_BITS-1:0];
             end
+`endif
             codes <= next_codes;
         end
     end
     /* verilator lint_on BLKSEQ */
-`endif
 endmodule
