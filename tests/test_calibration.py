@@ -69,9 +69,11 @@ def mnist():
 @pytest.mark.parametrize("chip, read_time_sec, before_below, after_within", [
     # PCM a day and a half after programming: conductances ~0.58x, thresholds misplaced
     (ChipConfig(device={"preset": "pcm"}), 1e6, 0.70, 0.01),
-    # ADC offsets of 2 LSB and 10 % gains, per column, summed over up to 8 row tiles
-    (ChipConfig(device={"preset": "rram"}, adc_offset_dtod_lsb=2.0, adc_gain_dtod=0.1), None,
-     None, 0.01),
+    # ADC offsets of 6 LSB and 20 % gains, per column, summed over up to 8 row tiles (2 LSB
+    # and 10 % did not hurt the MLP: before = ideal within read noise, so after > before was
+    # a coin toss on the noise draw)
+    (ChipConfig(device={"preset": "rram"}, adc_offset_dtod_lsb=6.0, adc_gain_dtod=0.2), None,
+     0.95, 0.01),
 ])
 def test_calibration_recovers_accuracy(mnist, seed, chip, read_time_sec, before_below,
                                        after_within):

@@ -115,16 +115,21 @@ def test_evaluate_bad_input(args, message):
     assert "Traceback" not in r.stderr
 
 
-def test_fast_read_recomputes_values_on_rounding_boundaries(seed):
-    """Cells of 0.5 and 1.5 weights (plus or minus a few ulps) put most column values on or
-    next to a rounding boundary k + 0.5, where float32 products and the exact double sum
-    round differently (and rint, the fast read's rounding, differs from floor(x + 0.5) on
-    exact ties). The layer read must still give the exact read's codes on every read; the
-    test counts the values it put within 1e-6 of a boundary so that it cannot pass vacuously."""
+@pytest.mark.parametrize("cells", ["halves", "thirds"])
+def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells):
+    """Values on or next to a rounding boundary k + 0.5, where float32 products and the exact
+    double sum round differently (and rint, the fast read's rounding, differs from
+    floor(x + 0.5) on exact ties). ``halves``: cells of 0.5 and 1.5 weights plus or minus a
+    few ulps, offsets 0 or 0.5: float32 lands exactly on the boundary. ``thirds``: cells of
+    +-1/3 and offsets 1/6, so a third of the values sit within 1e-15 of a boundary and the
+    float32 sum misses it by its rounding error (~1e-6): only a margin that covers that
+    error recomputes them (a margin of 1e-7 fails). The layer read must give the exact
+    read's codes on every read; the test counts the values it put within 1e-6 of a boundary
+    so that it cannot pass vacuously."""
     from dataclasses import replace
 
     from golden.analog.chip_state import analog_read
-    from golden.analog.evaluate import _LayerReader, _row_tiles
+    from golden.analog.evaluate import layer_reader
     from golden.mapping import accumulate
 
     print(f"seed {seed}")
@@ -133,14 +138,17 @@ def test_fast_read_recomputes_values_on_rounding_boundaries(seed):
     state = program_chip(mapped, seed)
     rng = np.random.default_rng(seed)
     shape = state.g_pos_s.shape
-    halves = rng.choice([-1.5, -0.5, 0.5, 1.5], size=shape)
-    ulps = rng.integers(-3, 4, size=shape) * np.spacing(np.abs(halves))
+    if cells == "halves":
+        halves = rng.choice([-1.5, -0.5, 0.5, 1.5], size=shape)
+        weights = halves + rng.integers(-3, 4, size=shape) * np.spacing(np.abs(halves))
+        offsets = np.where(rng.random(state.adc_offset_lsb.shape) < 0.5, 0.0, 0.5)
+    else:
+        weights = rng.choice([-1 / 3, 1 / 3], size=shape)
+        offsets = np.full(state.adc_offset_lsb.shape, 1 / 6)
     g_neg = np.full(shape, 2.0) * state.g_unit_s
-    g_pos = g_neg + (halves + ulps) * state.g_unit_s
+    g_pos = g_neg + weights * state.g_unit_s
     state = replace(state, g_pos_s=g_pos, g_neg_s=g_neg,
-                    adc_gain=np.ones_like(state.adc_gain),
-                    adc_offset_lsb=np.where(rng.random(state.adc_offset_lsb.shape) < 0.5,
-                                            0.0, 0.5))
+                    adc_gain=np.ones_like(state.adc_gain), adc_offset_lsb=offsets)
     layer = mapped.layers[0]
     bits = (rng.random((4000, layer.weights.shape[0])) < 0.5).astype(np.uint8)
 
@@ -149,9 +157,7 @@ def test_fast_read_recomputes_values_on_rounding_boundaries(seed):
         cols = min(mapped.chip.columns, lay.out_channels - c * mapped.chip.columns)
         return analog_read(b, state, tile, cols)
 
-    prepared = {layer.index: _row_tiles(layer, state, state.g_diff_s, 0.0)}
-    fast = accumulate(bits, layer, mapped.chip, read_layer=_LayerReader(state, prepared, 0.0,
-                                                                        None))
+    fast = accumulate(bits, layer, mapped.chip, read_layer=layer_reader(mapped, state))
     np.testing.assert_array_equal(fast, accumulate(bits, layer, mapped.chip, read=exact))
     # how many values the test put next to a boundary (row tile 0, column tile 0)
     d = state.g_diff_s[layer.tile_base, :mapped.chip.rows]
