@@ -170,8 +170,12 @@ class CoreRun:
 def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images: int,
              offset: int = 0, dataset: str = "mnist", check_layers: bool = True,
              seed: int = DEFAULT_SEED, waves: bool = False,
-             sources_dir: Path | None = None, crossbar_vpi: bool = False) -> CoreRun:
+             sources_dir: Path | None = None, crossbar_vpi: bool = False,
+             handshake: str = "back_to_back") -> CoreRun:
     """Run ``images`` images through the hardware generated in ``gen_dir`` on ``simulator``.
+
+    ``handshake``: ``back_to_back`` (exact cycle counts) or ``random`` (stalls on both
+    streams and a reset in the middle of an image; :mod:`sim.tb.tb_core`).
 
     ``crossbar_vpi`` (Icarus): the crossbar reads through its compiled VPI task
     (:func:`sim.runner.build_crossbar_vpi`), the same codes in a fraction of the time.
@@ -200,7 +204,7 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
                         toplevel="bnn_system", test_module="sim.tb.tb_core", build_dir=build_dir,
                         params={"dir": str(gen_dir), "images": images, "offset": offset,
                                 "dataset": dataset, "check_layers": check_layers,
-                                "summary": str(summary_file)},
+                                "handshake": handshake, "summary": str(summary_file)},
                         seed=seed, waves=waves, crossbar_vpi=crossbar_vpi)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     return CoreRun(result, summary)

@@ -82,13 +82,16 @@ def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, recor
     """A seeded random CNN on 16x8 arrays with 3-bit ADCs: row tiles that split window
     positions (shifted gathers), pooling that crops a 9x7 map, several column tiles into a
     dense layer, ADC saturation and tied class scores -- checked against the mapped golden
-    model, which models saturation exactly."""
+    model, which models saturation exactly. Random handshakes on both streams and one reset
+    in the middle of an image (sim.tb.tb_core)."""
     require_simulator(simulator)
     assert not CORE_SETS["tiny_16x8"].chip.adc_exact
     gen = _generate("tiny_16x8", build_root, seed, simulator)
-    run = run_core(gen, simulator, build_root, "tiny_16x8", 40, dataset="random", seed=seed)
+    run = run_core(gen, simulator, build_root, "tiny_16x8", 40, dataset="random", seed=seed,
+                   handshake="random")
     _report(run, record_property)
     assert run.summary["mismatches"] == 0 and run.summary["images"] == 40
+    assert run.summary["handshake"] == "random" and run.summary["mid_image_resets"] == 1
     assert run.summary["score_ties"] > 0, "no image exercised the argmax tie rule"
 
 
@@ -102,7 +105,7 @@ def test_random_tiny_cnn_on_a_non_ideal_chip(name, simulator, seed, build_root,
     resistance and ADC gain/offset errors, programmed with the run's seed: every image's
     class, scores and layer bits equal the golden read of the same programmed chip, and the
     chip's non-idealities do move scores away from the ideal chip's (else the check proves
-    nothing about them)."""
+    nothing about them). Random handshakes and a mid-image reset, as above."""
     require_simulator(simulator)
     gen = _generate(name, build_root, seed, simulator)
     # the testbench checks against the state in the generated files: first, that state is the
@@ -113,10 +116,12 @@ def test_random_tiny_cnn_on_a_non_ideal_chip(name, simulator, seed, build_root,
     assert (gen / "gpos.hex").read_bytes() == hex_lines(state.g_pos_s)
     assert (gen / "gneg.hex").read_bytes() == hex_lines(state.g_neg_s)
     assert (gen / "adc_offset.hex").read_bytes() == hex_lines(state.adc_offset_lsb)
-    run = run_core(gen, simulator, build_root, name, 40, dataset="random", seed=seed)
+    run = run_core(gen, simulator, build_root, name, 40, dataset="random", seed=seed,
+                   handshake="random")
     _report(run, record_property)
     s = run.summary
     assert s["non_ideal_chip"] and s["mismatches"] == 0 and s["images"] == 40
+    assert s["handshake"] == "random" and s["mid_image_resets"] == 1
     assert s["scores_off_ideal"] > 0, "the non-ideal chip scored every image like an ideal one"
 
 

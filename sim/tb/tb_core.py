@@ -7,7 +7,14 @@ while the result waits (the core starts the next image only once the result is t
 
 The testbench is event-driven (no Python per clock cycle): it waits for ``i.ready`` and
 ``o.valid`` edges, so the simulator runs free in between. ``MBNN_PARAMS`` carries the generated
-directory, the image range, the dataset and where to write the summary JSON.
+directory, the image range, the dataset, the handshake and where to write the summary JSON.
+
+Handshakes (``handshake``): ``back_to_back`` sends every word of an image on consecutive cycles
+and takes each result one cycle after ``o.valid`` (cycle counts are then exact and checked);
+``random`` (seeded by the run's seed) drops ``i.valid`` for random stretches with a random
+payload on the bus, holds ``o.ready`` low for random stretches -- the result must stay valid
+and unchanged meanwhile -- and resets the core once in the middle of an image, then sends
+that image again. A core that ignores ``o.ready`` or writes words without ``i.valid`` fails.
 """
 
 from __future__ import annotations
@@ -89,40 +96,75 @@ async def run_network(dut):
         golden = mapped_infer(mapped, pixels, keep_layers=check_layers)
     codec = PayloadCodec(result_layout(params))
 
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
+    handshake = CONFIG.get("handshake", "back_to_back")
+    if handshake not in ("back_to_back", "random"):
+        raise ValueError(f"handshake {handshake!r}: expected 'back_to_back' or 'random'")
+    rng = np.random.default_rng([seed, 1])       # the handshake's own stream of the run seed
+    payload_bits = params.buffers[0].word_bits
+    # the image whose processing a mid-image reset interrupts (random handshakes, 3+ images)
+    reset_image = int(rng.integers(1, count - 1)) if handshake == "random" and count >= 3 \
+        else None
+
+    async def reset():
+        dut.rst.value = 1
+        dut.i__valid.value = 0
+        dut.o__ready.value = 0
+        await ClockCycles(dut.clk, 2, rising=False)
+        dut.rst.value = 0
+
     dut.dbg_buffer.value = 0
     dut.dbg_addr.value = 0
     Clock(dut.clk, CLOCK_NS, unit="ns").start()
-    await ClockCycles(dut.clk, 2, rising=False)
-    dut.rst.value = 0
+    await reset()
 
-    async def feed():
-        for n in range(count):
+    async def gap():
+        """Random handshakes: i.valid low for 1-6 cycles, a random word on the bus."""
+        dut.i__valid.value = 0
+        for _ in range(int(rng.integers(1, 7))):
+            dut.i__payload.value = int(rng.integers(0, 1 << min(payload_bits, 62)))
+            await FallingEdge(dut.clk)
+
+    async def feed(first):
+        for n in range(first, count):
             words = pack_words(image_words(mapped, pixels[n]))
             await FallingEdge(dut.clk)
             if not int(dut.i__ready.value):
                 await RisingEdge(dut.i__ready)
                 await FallingEdge(dut.clk)
-            # i.ready stays high until the image's last word: one word per cycle
+            # i.ready stays high until the image's last word
             for w in words:
+                if handshake == "random" and rng.random() < 0.2:
+                    await gap()
                 dut.i__payload.value = w
                 dut.i__valid.value = 1
                 await FallingEdge(dut.clk)
             dut.i__valid.value = 0
 
-    cocotb.start_soon(feed())
+    feeder = cocotb.start_soon(feed(0))
     mismatches, layer_mismatches, predictions, result_times = [], 0, [], []
     compared = 0
     # A result is due within this many cycles of the previous one being taken (of reset, for
     # the first): its input words, twice the steady-state cycles, and slack. A core that stalls
     # fails here instead of hanging the run.
     budget = params.buffers[0].depth + 2 * params.compute_cycles_per_image + 100
+    if handshake == "random":       # gaps of up to 6 cycles before any input word
+        budget += 6 * params.buffers[0].depth
     wall0 = time.perf_counter()
+    resets = 0
     for n in range(count):
+        if n == reset_image:
+            # reset while image n is being sent or computed, then send it again
+            # sooner than image n's result can come (a steady-state interval after n - 1's)
+            wait = int(rng.integers(1, max(2, params.compute_cycles_per_image // 2)))
+            await ClockCycles(dut.clk, wait, rising=False)
+            if not int(dut.o__valid.value):
+                feeder.cancel()
+                await reset()
+                resets += 1
+                feeder = cocotb.start_soon(feed(n))
         try:
-            await with_timeout(RisingEdge(dut.o__valid), budget * CLOCK_NS, "ns")
+            if not int(dut.o__valid.value):
+                await with_timeout(RisingEdge(dut.o__valid), budget * CLOCK_NS, "ns")
         except SimTimeoutError:
             raise AssertionError(f"image {n + offset}: no result within {budget} cycles "
                                  f"(steady state {params.compute_cycles_per_image})") from None
@@ -155,6 +197,13 @@ async def run_network(dut):
             if len(mismatches) <= 5:
                 dut._log.error("image %d: %s", n + offset, "; ".join(problems[:3]))
         await FallingEdge(dut.clk)
+        if handshake == "random" and rng.random() < 0.5:
+            # the result waits for o.ready: it must stay valid and unchanged
+            held = dut.o__payload.value.to_unsigned()
+            for _ in range(int(rng.integers(1, 40))):
+                await FallingEdge(dut.clk)
+                assert int(dut.o__valid.value) and dut.o__payload.value.to_unsigned() == held, \
+                    f"image {n + offset}: the result changed or was withdrawn while o.ready was low"
         dut.o__ready.value = 1
         await RisingEdge(dut.clk)
         await FallingEdge(dut.clk)
@@ -163,6 +212,11 @@ async def run_network(dut):
 
     steady = np.diff(result_times) / CLOCK_NS if count > 1 else np.array([result_times[0] / CLOCK_NS])
     assert compared == count, f"{compared} results compared for {count} images sent"
+    if handshake == "back_to_back":
+        cycles_seen = sorted({int(c) for c in steady}) if count > 1 else []
+    else:   # stalls and the reset make the intervals random: nothing to check
+        cycles_seen = None
+        assert reset_image is None or resets == 1, "the mid-image reset never happened"
     summary = {
         "images": count, "offset": offset, "dataset": CONFIG["dataset"],
         "mismatches": len(mismatches), "mismatched_images": mismatches[:20],
@@ -174,9 +228,10 @@ async def run_network(dut):
         "scores_off_ideal": int(np.sum(np.any(golden.scores != ideal.scores, axis=1))),
         "score_ties": int(np.sum((golden.scores == golden.scores.max(axis=1, keepdims=True))
                                  .sum(axis=1) > 1)),
-        "cycles_per_image": float(np.median(steady)),
+        "handshake": handshake, "mid_image_resets": resets,
+        "cycles_per_image": float(np.median(steady)) if handshake == "back_to_back" else None,
         # every image's cycles from the previous result to its own (all images but the first)
-        "cycles_per_image_seen": sorted({int(c) for c in steady}) if count > 1 else [],
+        "cycles_per_image_seen": cycles_seen,
         "min_cycles_per_image": params.analytical_cycles_per_image,
         "sim_wall_s": wall, "images_per_s": count / wall if wall > 0 else None,
     }
