@@ -148,6 +148,14 @@ class CoreParams:
         return self.mapped.reads_per_image + (layers - 1) * self.layer_gap + IMAGE_TURNAROUND
 
     @property
+    def latency_cycles(self) -> int:
+        """Cycles from the core starting an image (``active`` rising) to its result
+        (``o.valid`` rising), the same for every image whatever the stream handshakes: the
+        steady-state cycles less the two between a result and the next start when the result
+        is taken at once (the handshake cycle, and the cycle ``active`` takes to rise)."""
+        return self.compute_cycles_per_image - 2
+
+    @property
     def input_hidden(self) -> bool:
         """Whether the next image's input words load while the current image runs layers
         >= 1 (one word per cycle)."""

@@ -106,9 +106,11 @@ def _layer_tiles(layer: MappedLayer, state: ProgrammedChip,
             cols = slice(c * chip.columns, min((c + 1) * chip.columns, out))
             k = cols.stop - cols.start
             d64[t, :n, cols] = state.g_diff_s[tile, :n, :k]
-            gain[t, cols], offset[t, cols] = state.adc_gain[tile, :k], state.adc_offset_lsb[tile, :k]
+            gain[t, cols] = state.adc_gain[tile, :k]
+            offset[t, cols] = state.adc_offset_lsb[tile, :k]
             if read_noise_std:
-                g_sq[t, :n, cols] = state.g_pos_s[tile, :n, :k] ** 2 + state.g_neg_s[tile, :n, :k] ** 2
+                g_sq[t, :n, cols] = (state.g_pos_s[tile, :n, :k] ** 2
+                                     + state.g_neg_s[tile, :n, :k] ** 2)
     scale = (state.v_read_v / lsb_a) * gain[:, None, :]
     d32 = (d64 * scale).astype(np.float32)
     # without noise the rounding is rint (ties, the only place it differs from floor(x + 0.5),

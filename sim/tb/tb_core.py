@@ -27,8 +27,8 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import (ClockCycles, FallingEdge, ReadOnly, RisingEdge, SimTimeoutError,
-                             Timer, with_timeout)
+from cocotb.triggers import (ClockCycles, FallingEdge, First, ReadOnly, RisingEdge,
+                             SimTimeoutError, Timer, with_timeout)
 
 from golden.analog.chip_state import analog_infer
 from golden.chip import ChipConfig
@@ -141,6 +141,19 @@ async def run_network(dut):
             dut.i__valid.value = 0
 
     feeder = cocotb.start_soon(feed(0))
+    latencies = []
+
+    async def watch_latency():
+        """Cycles from ``active`` rising (the image starts) to its result: the same for every
+        image whatever the handshakes; an image cut short by the reset is not counted."""
+        while True:
+            await RisingEdge(dut.active)
+            start = cocotb.utils.get_sim_time("ns")
+            await First(RisingEdge(dut.o__valid), FallingEdge(dut.active))
+            if int(dut.o__valid.value) and int(dut.active.value):
+                latencies.append(round((cocotb.utils.get_sim_time("ns") - start) / CLOCK_NS))
+
+    cocotb.start_soon(watch_latency())
     mismatches, layer_mismatches, predictions, result_times = [], 0, [], []
     compared = 0
     # A result is due within this many cycles of the previous one being taken (of reset, for
@@ -232,6 +245,8 @@ async def run_network(dut):
         "cycles_per_image": float(np.median(steady)) if handshake == "back_to_back" else None,
         # every image's cycles from the previous result to its own (all images but the first)
         "cycles_per_image_seen": cycles_seen,
+        # every image's cycles from its start (core active) to its result, any handshake
+        "latency_cycles_seen": sorted(set(latencies)), "latencies_measured": len(latencies),
         "min_cycles_per_image": params.analytical_cycles_per_image,
         "sim_wall_s": wall, "images_per_s": count / wall if wall > 0 else None,
     }
