@@ -743,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reg = sub.add_parser("regress", help="run the RTL regression (cocotb) on the simulators")
     reg.add_argument("--sim", choices=["icarus", "verilator", "all"], default="all")
-    reg.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    reg.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                      help=f"global cocotb seed (default {DEFAULT_SEED}); printed for replay")
     reg.add_argument("--set", action="append", help="parameter set name (repeatable; default all)")
     reg.add_argument("--build", default=str(DEFAULT_BUILD / "regress"), help="build root")
@@ -754,8 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--arch", choices=["mlp", "cnn"], required=True)
     tr.add_argument("--epochs", type=_positive, default=None,
                     help="epochs (default: the shipped model's recipe)")
-    tr.add_argument("--seed", type=int, default=1)
-    tr.add_argument("--weight-noise", type=float, default=0.0,
+    tr.add_argument("--seed", type=_seed, default=1)
+    tr.add_argument("--weight-noise", type=_non_negative, default=0.0,
                     help="relative std of weight noise injected during training")
     tr.add_argument("--train-images", type=_positive, default=None,
                     help="train on the first N training images only (quick checks)")
@@ -841,7 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=_cmd_spice_check)
 
     demo = sub.add_parser("demo", help="the README's main command")
-    demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo.add_argument("--seed", type=_seed, default=DEFAULT_SEED)
     demo.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     demo.add_argument("--images", type=_positive, default=300)
     demo.add_argument("--build", default=str(DEFAULT_BUILD))
