@@ -103,6 +103,7 @@ def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, recor
     core = CORE_SETS["tiny_16x8"]
     params = CoreParams(compile_model(core.load(seed), core.chip))
     assert run.summary["latency_cycles_seen"] == [params.latency_cycles]
+    assert run.summary["latencies_measured"] == 40
     assert run.summary["score_ties"] > 0, "no image exercised the argmax tie rule"
 
 
@@ -133,6 +134,8 @@ def test_random_tiny_cnn_on_a_non_ideal_chip(name, simulator, seed, build_root,
     s = run.summary
     assert s["non_ideal_chip"] and s["mismatches"] == 0 and s["images"] == 40
     assert s["handshake"] == "random" and s["mid_image_resets"] == 1
+    assert s["latency_cycles_seen"] == [CoreParams(mapped).latency_cycles]
+    assert s["latencies_measured"] == 40
     assert s["scores_off_ideal"] > 0, "the non-ideal chip scored every image like an ideal one"
 
 

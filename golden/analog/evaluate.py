@@ -66,7 +66,6 @@ class _LayerTiles:
     rows (the layer's last) are padded with zero cells, read by zero inputs."""
 
     rows: int                   # the layer's crossbar rows (T * r after padding)
-    r: int                      # rows per tile
     d32: np.ndarray             # (T, r, out) float32: ADC input in LSB per driven row
     offset32: np.ndarray        # (T, 1, out) float32: ADC offset in LSB (+ 0.5 with noise)
     limit: np.ndarray           # (T, 1, 1) float32: residuals above it are near a boundary
@@ -128,7 +127,7 @@ def _layer_tiles(layer: MappedLayer, state: ProgrammedChip,
     noise_sq = None
     if read_noise_std:
         noise_sq = (g_sq * (read_noise_std * scale) ** 2).astype(np.float32)
-    return _LayerTiles(rows, r, d32, offset32, limit[:, None, None],
+    return _LayerTiles(rows, d32, offset32, limit[:, None, None],
                        np.ascontiguousarray(d64.transpose(0, 2, 1)), column_max, saturates,
                        gain, offset, noise_sq)
 

@@ -166,8 +166,8 @@ async def run_network(dut):
     resets = 0
     for n in range(count):
         if n == reset_image:
-            # reset while image n is being sent or computed, then send it again
-            # sooner than image n's result can come (a steady-state interval after n - 1's)
+            # reset while image n is being sent or computed, then send it again; the wait is
+            # shorter than image n can take (a steady-state interval after n - 1's result)
             wait = int(rng.integers(1, max(2, params.compute_cycles_per_image // 2)))
             await ClockCycles(dut.clk, wait, rising=False)
             if not int(dut.o__valid.value):
