@@ -65,58 +65,150 @@ def _generate_model(args) -> int:
     return 0
 
 
-def _run_regression(simulators, seed, build_root, sets, waves=False):
-    from sim import regressions as r
-
-    results = []
-    for name in sets:
-        for sim in simulators:
-            if name in r.BN_BINARIZE_SETS:
-                res = r.run_bn_binarize(name, r.BN_BINARIZE_SETS[name], sim, build_root,
-                                        seed=seed, waves=waves)
-                label = f"bn_binarize[{name}]"
-            elif name in r.ACCUMULATOR_SETS:
-                res = r.run_accumulator(name, r.ACCUMULATOR_SETS[name], sim, build_root,
-                                        seed=seed, waves=waves)
-                label = f"accumulator[{name}]"
-            elif name in r.CROSSBAR_SETS:
-                res = r.run_crossbar(name, sim, build_root, seed=seed)
-                label = f"crossbar[{name}]"
-            else:
-                res = r.run_sequencer(name, sim, build_root, seed=seed, waves=waves)
-                label = f"sequencer[{name}]"
-            print(f"{label} {res.summary()}", flush=True)
-            results.append(res)
-    return results
-
-
-def _regression_sets() -> list[str]:
-    from sim import regressions as r
-    return (list(r.BN_BINARIZE_SETS) + list(r.ACCUMULATOR_SETS) + list(r.CORE_SETS)
-            + list(r.CROSSBAR_SETS))
-
-
-def _print_totals(results, wall_s: float) -> bool:
-    by_sim: dict[str, list[int]] = {}
-    for r in results:
-        t = by_sim.setdefault(r.simulator, [0, 0])
-        t[0] += r.passed
-        t[1] += r.failed
-    print("summary: " + "; ".join(f"{sim}: {p} passed, {f} failed cocotb tests"
-                                  for sim, (p, f) in by_sim.items()) + f"; wall {wall_s:.1f} s")
-    ok = all(r.ok for r in results)
-    print("RESULT: PASS" if ok else "RESULT: FAIL")
-    return ok
-
-
 def _cmd_regress(args) -> int:
+    from sim import regress as rg
     from sim import toolchain
+    from sim.junit import merge_junit, write_junit
 
+    if args.merge:
+        if not args.junit:
+            raise ValueError("--merge needs --junit FILE: the merged report to write")
+        tests, failures = merge_junit(args.merge, Path(args.junit))
+        print(f"merged {len(args.merge)} reports into {args.junit}: {tests} tests, "
+              f"{failures} failed")
+        return 0 if tests and not failures else 1
     sims = toolchain.RTL_SIMULATORS if args.sim == "all" else (args.sim,)
-    sets = args.set or _regression_sets()
+    tests = rg.select(rg.plan(sims), args.filter)
+    if args.set:
+        tests = [t for t in tests if t.set in args.set]
+    items = [(t, s) for t in tests for s in rg.seeds_for(args.seed, args.seeds)]
+    total = len(items)
+    if args.shard:
+        items = rg.shard(items, *args.shard, rg.load_costs(args.costs))
+    where = f" (shard {args.shard[0]}/{args.shard[1]} of {total})" if args.shard else ""
+    if not items:
+        print(f"mbnn: error: no tests selected{where}: --sim {args.sim}, --filter "
+              f"{args.filter or '(none)'}, --set {args.set or '(all)'} matched none",
+              file=sys.stderr)
+        return 1
+    costs = rg.load_costs(args.costs)
+    if args.jobs > 1:     # longest first, so that no long test starts last (stable: ties keep order)
+        items.sort(key=lambda item: -rg.cost(item[0], costs))
+    if args.list:
+        for test, seed in items:
+            print(f"{test.id}  seed {seed}  ~{rg.cost(test, costs):.0f} s")
+        print(f"{len(items)} tests{where}, ~{sum(rg.cost(t, costs) for t, _ in items):.0f} s "
+              f"of work")
+        return 0
+    if args.export_rtl:
+        return _export_rtl(args, items)
+    for sim in dict.fromkeys(t.simulator for t, _ in items):
+        toolchain.require(sim)        # before anything is generated
+    build = Path(args.build)
+    gen_seed = None
+    if args.rtl_dir:
+        from sim.rtl_dir import RtlDir
+        gen_seed = RtlDir(args.rtl_dir).seed
+        t0 = time.perf_counter()
+        rg.preflight([t for t, _ in items], args.rtl_dir, build)
+        print(f"--rtl-dir {args.rtl_dir}: every selected module found with the generated "
+              f"ports (tables drawn with its seed {gen_seed}; checked in "
+              f"{time.perf_counter() - t0:.1f} s)")
+    print(f"mbnn regress: {len(items)} tests{where} on {args.jobs} worker"
+          f"{'s' if args.jobs > 1 else ''}, build {build}", flush=True)
+    progress = _Progress(len(items), rg.is_terminal())
+
+    def done(rec):
+        progress.finish(rec)
+        verdict = "PASS" if rec.ok else "FAIL"
+        print(f"{verdict} {rec.test.id} seed {rec.seed}: {rec.passed} passed, {rec.failed} "
+              f"failed, {rec.wall_s:.1f} s", flush=True)
+        if not rec.ok:
+            for m in rec.messages[:5]:
+                print(f"    {m}")
+            print(f"    build: {rec.build_dir or '-'}")
+            for w in rec.waves:
+                print(f"    waves: {w}")
+            print(f"    replay: {rg.replay_command(rec.test, rec.seed, args.rtl_dir)}")
+        progress.show()
+
     t0 = time.perf_counter()
-    results = _run_regression(sims, args.seed, Path(args.build), sets, args.waves)
-    return 0 if _print_totals(results, time.perf_counter() - t0) else 1
+    try:
+        records = rg.run_tests(items, build, args.jobs, rtl_dir=args.rtl_dir, gen_seed=gen_seed,
+                               waves=args.waves, keep_waves=args.keep_waves,
+                               on_start=progress.start, on_done=done)
+    except KeyboardInterrupt:
+        progress.clear()
+        print(f"mbnn: interrupted: regress stopped after {progress.finished} of {len(items)} "
+              f"tests; no report written", file=sys.stderr)
+        return 130
+    progress.clear()
+    wall = time.perf_counter() - t0
+    print(rg.summary_table(records))
+    failed = [r for r in records if not r.ok]
+    print(f"wall {wall:.1f} s; {len(records) - len(failed)} passed, {len(failed)} failed")
+    for rec in failed:
+        print(f"  replay: {rg.replay_command(rec.test, rec.seed, args.rtl_dir)}")
+    if args.junit:
+        write_junit(records, Path(args.junit),
+                    lambda rec: rg.replay_command(rec.test, rec.seed, args.rtl_dir))
+        print(f"JUnit report: {args.junit}")
+    if args.record_costs:
+        rg.record_costs(records, Path(args.record_costs))
+    print("RESULT: PASS" if not failed else "RESULT: FAIL")
+    return 0 if not failed else 1
+
+
+def _export_rtl(args, items) -> int:
+    """Write the Verilog of the selected sets into ``--export-rtl`` (sim.rtl_dir)."""
+    import tempfile
+
+    from sim.regressions import generate_verilog
+    from sim.rtl_dir import RtlDir
+
+    sets = {}
+    with tempfile.TemporaryDirectory(prefix="mbnn-export-") as tmp:
+        for key in dict.fromkeys(t.key for t, _ in items):
+            block, name = key.split("/")
+            sets[key] = generate_verilog(block, name, Path(tmp) / key, args.seed)
+        RtlDir.export(args.export_rtl, args.seed, sets)
+    files = sum(len(f) for f in sets.values())
+    print(f"exported {files} Verilog files of {len(sets)} sets to {args.export_rtl} (seed "
+          f"{args.seed}); run them with mbnn regress --rtl-dir {args.export_rtl}")
+    return 0
+
+
+class _Progress:
+    """A status line on a terminal (tests done, failed, running); nothing otherwise."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self.finished = self.failed = 0
+        self.running: list[str] = []
+        self.t0 = time.perf_counter()
+
+    def start(self, test, seed) -> None:
+        self.running.append(test.id)
+        self.show()
+
+    def finish(self, rec) -> None:
+        self.clear()
+        self.finished += 1
+        self.failed += not rec.ok
+        if rec.test.id in self.running:
+            self.running.remove(rec.test.id)
+
+    def show(self) -> None:
+        if self.enabled:
+            line = (f"[{self.finished}/{self.total}] {self.failed} failed, "
+                    f"{time.perf_counter() - self.t0:.0f} s; running {', '.join(self.running)}")
+            sys.stdout.write("\r" + line[:150].ljust(150))
+            sys.stdout.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stdout.write("\r" + " " * 150 + "\r")
+            sys.stdout.flush()
 
 
 def _cmd_demo(args) -> int:
@@ -667,6 +759,43 @@ def _positive(text: str) -> int:
 _positive.description = "a positive integer"
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N (shard I of N), not {text!r}") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, not {text!r}")
+    return index, count
+
+
+def _check_regress_args(parser, args) -> None:
+    """Conflicting or useless combinations of regress options, refused before any work."""
+    if args.merge and (args.list or args.export_rtl or args.rtl_dir or args.shard):
+        parser.error("--merge only merges reports: use it with --junit FILE alone")
+    if args.export_rtl and args.rtl_dir:
+        parser.error("--export-rtl writes a tree and --rtl-dir runs one: give one of them")
+    if args.keep_waves and not args.waves:
+        parser.error("--keep-waves needs --waves")
+    for option in ("junit", "record_costs"):
+        if getattr(args, option):
+            _check_output_file(parser, f"--{option.replace('_', '-')}",
+                               Path(getattr(args, option)))
+
+
+def _check_output_file(parser, option: str, path: Path) -> None:
+    """An output file the command will write at the end: refused now if it cannot be."""
+    if path.is_dir():
+        parser.error(f"{option} {path}: is a directory; expected a file to write")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        parser.error(f"{option} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK):
+        parser.error(f"{option} {path}: {parent} is not writable")
+
+
 def _png_path(text: str) -> Path:
     """An argparse type: a ``.png`` file to (over)write in an existing, writable directory,
     checked when the command line is read: a long run must not fail at its end on its output
@@ -741,13 +870,41 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output directory")
     gen.set_defaults(func=_cmd_generate)
 
-    reg = sub.add_parser("regress", help="run the RTL regression (cocotb) on the simulators")
+    reg = sub.add_parser("regress", help="run the RTL regression (cocotb: every block's "
+                         "parameter sets and whole networks) on the simulators")
     reg.add_argument("--sim", choices=["icarus", "verilator", "all"], default="all")
     reg.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
-                     help=f"global cocotb seed (default {DEFAULT_SEED}); printed for replay")
-    reg.add_argument("--set", action="append", help="parameter set name (repeatable; default all)")
+                     help=f"seed of every test (default {DEFAULT_SEED})")
+    reg.add_argument("--seeds", type=_positive, default=1, metavar="N",
+                     help="run each test with N seeds: --seed, --seed + 1, ...")
+    reg.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
+                     help="parallel workers (one test each)")
+    reg.add_argument("--filter", action="append", metavar="REGEX",
+                     help="run tests whose id (block/set/simulator) matches (repeatable)")
+    reg.add_argument("--set", action="append", help="parameter set name (repeatable)")
+    reg.add_argument("--list", action="store_true", help="print what would run, run nothing")
+    reg.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                     help="run shard I of N (balanced by recorded test costs; the N shards "
+                          "together run every test once)")
+    reg.add_argument("--costs", default=None, metavar="FILE",
+                     help="test costs (JSON id -> seconds) for --shard; default the recorded "
+                          "sim/regress_costs.json")
+    reg.add_argument("--record-costs", default=None, metavar="FILE",
+                     help="merge this run's measured test times into FILE")
+    reg.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report")
+    reg.add_argument("--merge", nargs="+", default=None, metavar="XML",
+                     help="merge JUnit reports of shards into --junit FILE (runs nothing)")
+    reg.add_argument("--rtl-dir", default=None, metavar="DIR",
+                     help="simulate the Verilog in DIR (a tree written by --export-rtl, then "
+                          "edited) instead of freshly generated files")
+    reg.add_argument("--export-rtl", default=None, metavar="DIR",
+                     help="write the selected tests' generated Verilog to DIR, run nothing")
     reg.add_argument("--build", default=str(DEFAULT_BUILD / "regress"), help="build root")
-    reg.add_argument("--waves", action="store_true", help="dump waveforms in the build dirs")
+    reg.add_argument("--waves", action="store_true",
+                     help="dump waveforms (FST on Icarus, VCD on Verilator); kept for failed "
+                          "tests only unless --keep-waves")
+    reg.add_argument("--keep-waves", action="store_true",
+                     help="keep the waveforms of passing tests too")
     reg.set_defaults(func=_cmd_regress)
 
     tr = sub.add_parser("train", help="train a BNN on MNIST and write a model file")
@@ -853,11 +1010,14 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "set", None):
-        known = _regression_sets()
+        from sim.regressions import regression_sets
+        known = list(dict.fromkeys(n for names in regression_sets().values() for n in names))
         unknown = [s for s in args.set if s not in known]
         if unknown:
             parser.error(f"unknown parameter set {unknown[0]!r}; expected one of "
                          f"{', '.join(known)}")
+    if args.command == "regress":
+        _check_regress_args(parser, args)
     if getattr(args, "offset", 0) < 0:
         parser.error(f"--offset must be >= 0, not {args.offset}")
     try:

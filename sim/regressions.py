@@ -13,17 +13,20 @@ from golden.accumulator import AccumulatorParams
 from golden.bn_binarize import BNBinarizeParams
 from golden.chip import ChipConfig
 from golden.conductance import hex_lines, program_tiles
+from golden.core import CoreParams
 from golden.fileio import atomic_write_bytes, atomic_write_text
 from golden.mapping import compile_model
 from golden.model import Architecture, LayerSpec, load_model
 from periphery.generate import accumulator_verilog, bn_binarize_verilog, sequencer_verilog
 from periphery.generate_model import CROSSBAR_SOURCE
 
+from .rtl_dir import RtlDir
 from .runner import DEFAULT_SEED, RunResult, run_cocotb
 
 __all__ = ["BN_BINARIZE_SETS", "run_bn_binarize", "ACCUMULATOR_SETS", "run_accumulator",
            "accumulator_table", "CORE_SETS", "CoreSet", "TINY_ARCH", "run_sequencer", "CoreRun",
-           "run_core", "CROSSBAR_SETS", "run_crossbar"]
+           "run_core", "CROSSBAR_SETS", "run_crossbar", "NETWORK_RUNS", "NetworkRun",
+           "generate_network", "run_network", "regression_sets", "generate_verilog"]
 
 # Parameter sets of the BN-binarize regression, chosen for coverage of the corners:
 BN_BINARIZE_SETS = {
@@ -40,13 +43,16 @@ BN_BINARIZE_SETS = {
 }
 
 
-def run_bn_binarize(name: str, params: BNBinarizeParams, simulator: str, build_root: Path,
-                    seed: int = DEFAULT_SEED, waves: bool = False) -> RunResult:
-    """Generate the block for ``params`` and run its cocotb testbench on ``simulator`` in
-    ``build_root/bn_binarize/<name>/<simulator>``."""
+def run_bn_binarize(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
+                    waves: bool = False, rtl_dir: RtlDir | None = None) -> RunResult:
+    """Generate the block of parameter set ``name`` and run its cocotb testbench on
+    ``simulator`` in ``build_root/bn_binarize/<name>/<simulator>`` (on ``rtl_dir``'s Verilog
+    when given)."""
     build_dir = Path(build_root) / "bn_binarize" / name / simulator
-    source = atomic_write_text(build_dir / "bn_binarize.v", bn_binarize_verilog(params))
-    return run_cocotb(simulator=simulator, sources=[source], toplevel="bn_binarize",
+    params = BN_BINARIZE_SETS[name]
+    sources = _sources("bn_binarize", name, generate_verilog("bn_binarize", name, build_dir),
+                       rtl_dir)
+    return run_cocotb(simulator=simulator, sources=sources, toplevel="bn_binarize",
                       test_module="sim.tb.tb_bn_binarize", build_dir=build_dir,
                       params=asdict(params), seed=seed, waves=waves)
 
@@ -76,15 +82,17 @@ def accumulator_table(params: AccumulatorParams, seed: int) -> dict:
     return {"bias": bias.tolist(), "double": double.tolist()}
 
 
-def run_accumulator(name: str, params: AccumulatorParams, simulator: str, build_root: Path,
-                    seed: int = DEFAULT_SEED, waves: bool = False) -> RunResult:
-    """Generate the Accumulator with a seeded table and run its cocotb testbench."""
+def run_accumulator(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
+                    waves: bool = False, gen_seed: int | None = None,
+                    rtl_dir: RtlDir | None = None) -> RunResult:
+    """Generate the Accumulator of parameter set ``name`` with a table seeded by ``gen_seed``
+    (default ``seed``) and run its cocotb testbench (on ``rtl_dir``'s Verilog when given)."""
     build_dir = Path(build_root) / "accumulator" / name / simulator
-    table = accumulator_table(params, seed)
-    table_file = atomic_write_text(build_dir / "table.json", json.dumps(table))
-    source = atomic_write_text(build_dir / "accumulator.v",
-                               accumulator_verilog(params, table["bias"], table["double"]))
-    return run_cocotb(simulator=simulator, sources=[source], toplevel="accumulator",
+    params = ACCUMULATOR_SETS[name]
+    sources = _sources("accumulator", name, generate_verilog(
+        "accumulator", name, build_dir, seed if gen_seed is None else gen_seed), rtl_dir)
+    table_file = (build_dir / "table.json").resolve()
+    return run_cocotb(simulator=simulator, sources=sources, toplevel="accumulator",
                       test_module="sim.tb.tb_accumulator", build_dir=build_dir,
                       params={"params": asdict(params), "table": str(table_file)}, seed=seed,
                       waves=waves)
@@ -142,20 +150,24 @@ CORE_SETS = {
                                                          adc_bits=5, **NON_IDEAL)),
 }
 
-# Write-back latency of the core that the sequencer's layer gap covers (periphery.core).
-SEQUENCER_TEST_GAP = 3
 
 
 def run_sequencer(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
-                  layer_gap: int = SEQUENCER_TEST_GAP, waves: bool = False) -> RunResult:
-    """Generate the Sequencer of core set ``name`` and check it against the golden schedule."""
-    core = CORE_SETS[name]
+                  layer_gap: int | None = None, waves: bool = False,
+                  gen_seed: int | None = None, rtl_dir: RtlDir | None = None) -> RunResult:
+    """Generate the Sequencer of core set ``name`` (a random model drawn with ``gen_seed``,
+    default ``seed``) and check it against the golden schedule. ``layer_gap``: default the
+    one the core instantiates it with (:attr:`golden.core.CoreParams.layer_gap`)."""
     build_dir = Path(build_root) / "sequencer" / name / simulator
-    mapped = compile_model(core.load(seed), core.chip)
-    source = atomic_write_text(build_dir / "sequencer.v", sequencer_verilog(mapped, layer_gap))
-    return run_cocotb(simulator=simulator, sources=[source], toplevel="sequencer",
+    gen_seed = seed if gen_seed is None else gen_seed
+    if layer_gap is None:
+        core = CORE_SETS[name]
+        layer_gap = CoreParams(compile_model(core.load(gen_seed), core.chip)).layer_gap
+    sources = _sources("sequencer", name, generate_verilog("sequencer", name, build_dir, gen_seed,
+                                                           layer_gap=layer_gap), rtl_dir)
+    return run_cocotb(simulator=simulator, sources=sources, toplevel="sequencer",
                       test_module="sim.tb.tb_sequencer", build_dir=build_dir,
-                      params={"set": name, "model_seed": seed, "layer_gap": layer_gap},
+                      params={"set": name, "model_seed": gen_seed, "layer_gap": layer_gap},
                       seed=seed, waves=waves)
 
 
@@ -171,7 +183,7 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
              offset: int = 0, dataset: str = "mnist", check_layers: bool = True,
              seed: int = DEFAULT_SEED, waves: bool = False,
              sources_dir: Path | None = None, crossbar_vpi: bool = False,
-             handshake: str = "back_to_back") -> CoreRun:
+             handshake: str = "back_to_back", sources: list[Path] | None = None) -> CoreRun:
     """Run ``images`` images through the hardware generated in ``gen_dir`` on ``simulator``.
 
     ``handshake``: ``back_to_back`` (exact cycle counts) or ``random`` (stalls on both
@@ -182,12 +194,18 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
 
     ``sources_dir``: take the Verilog from this directory instead (it must be byte-identical
     to ``gen_dir``'s, e.g. the same core on a chip that differs only in its conductance files):
-    with the same source paths and build directory the simulator's build is reused."""
+    with the same source paths and build directory the simulator's build is reused.
+
+    ``sources``: simulate these files (crossbar, then system) instead -- external RTL already
+    checked against ``gen_dir``'s modules (:class:`sim.rtl_dir.RtlDir`)."""
     gen_dir = Path(gen_dir).resolve()
-    sources = Path(sources_dir).resolve() if sources_dir is not None else gen_dir
-    for f in ("mbnn_crossbar.v", "bnn_system.v"):
-        if (sources / f).read_bytes() != (gen_dir / f).read_bytes():
-            raise ValueError(f"{sources / f} differs from {gen_dir / f}: not the same hardware")
+    if sources is None:
+        src_dir = Path(sources_dir).resolve() if sources_dir is not None else gen_dir
+        for f in ("mbnn_crossbar.v", "bnn_system.v"):
+            if (src_dir / f).read_bytes() != (gen_dir / f).read_bytes():
+                raise ValueError(f"{src_dir / f} differs from {gen_dir / f}: not the same "
+                                 f"hardware")
+        sources = [src_dir / "mbnn_crossbar.v", src_dir / "bnn_system.v"]
     build_dir = (Path(build_root) / "core" / name /
                  (f"{simulator}-vpi" if crossbar_vpi else simulator)).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +218,7 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
     summary_file = build_dir / "summary.json"
     summary_file.unlink(missing_ok=True)
     result = run_cocotb(simulator=simulator,
-                        sources=[sources / "mbnn_crossbar.v", sources / "bnn_system.v"],
+                        sources=[Path(f).resolve() for f in sources],
                         toplevel="bnn_system", test_module="sim.tb.tb_core", build_dir=build_dir,
                         params={"dir": str(gen_dir), "images": images, "offset": offset,
                                 "dataset": dataset, "check_layers": check_layers,
@@ -230,7 +248,8 @@ CROSSBAR_SETS = {
 
 
 def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
-                 reads: int = 60, crossbar_vpi: bool = False) -> RunResult:
+                 reads: int = 60, crossbar_vpi: bool = False, waves: bool = False,
+                 rtl_dir: RtlDir | None = None) -> RunResult:
     """Random tiles programmed by golden.conductance (and, for non-ideal sets, through the
     chip's device, parasitics and ADC), read by the Verilog crossbar (``crossbar_vpi``, Icarus:
     by its compiled read, :func:`sim.runner.build_crossbar_vpi`)."""
@@ -269,6 +288,130 @@ def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAUL
            "G_UNIT": state.g_unit_s, "V_READ": state.v_read_v}
     if adc_errors:
         hdl["ADC_ERRORS"] = 1
-    return run_cocotb(simulator=simulator, sources=[CROSSBAR_SOURCE], toplevel="mbnn_crossbar",
+    sources = _sources("crossbar", name, generate_verilog("crossbar", name, build_dir), rtl_dir)
+    return run_cocotb(simulator=simulator, sources=sources, toplevel="mbnn_crossbar",
                       test_module="sim.tb.tb_crossbar", build_dir=build_dir, params=params,
-                      seed=seed, hdl_parameters=hdl, crossbar_vpi=crossbar_vpi)
+                      seed=seed, hdl_parameters=hdl, crossbar_vpi=crossbar_vpi, waves=waves)
+
+
+# --- whole networks in `mbnn regress` -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkRun:
+    """A whole-network regression of a core set: the images per simulator.
+
+    ``images``: simulator -> (count, first image). The simulators see different images.
+    ``handshake``: simulator -> ``back_to_back`` (exact intervals) or ``random`` (stalls on
+    both streams, a mid-image reset). ``icarus_vpi``: on Icarus the crossbar reads through its
+    compiled read (the same codes bit for bit, ``tests/test_rtl_crossbar.py``): interpreting
+    128-row sums is most of an Icarus run's time otherwise."""
+
+    dataset: str
+    images: dict
+    handshake: dict
+    icarus_vpi: bool = False
+
+
+_MIXED = {"icarus": "back_to_back", "verilator": "random"}
+_RANDOM = {"icarus": "random", "verilator": "random"}
+NETWORK_RUNS = {
+    "mlp_128x128": NetworkRun("mnist", {"icarus": (100, 0), "verilator": (200, 100)}, _MIXED,
+                              icarus_vpi=True),
+    "cnn_128x128": NetworkRun("mnist", {"icarus": (2, 0), "verilator": (20, 2)}, _MIXED,
+                              icarus_vpi=True),
+    "cnn_100x50": NetworkRun("mnist", {"icarus": (1, 22), "verilator": (4, 23)}, _MIXED,
+                             icarus_vpi=True),
+    "tiny_16x8": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)}, _RANDOM),
+    "tiny_16x8_nonideal": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)},
+                                     _RANDOM),
+    "tiny_16x8_ref_nonideal": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)},
+                                         _RANDOM),
+}
+
+
+def generate_network(name: str, out_dir: Path, seed: int) -> Path:
+    """Generate core set ``name`` into ``out_dir`` (a seeded random model is drawn and saved
+    beside it first, so the generator sees a model file); the chip is programmed with
+    ``seed``."""
+    from periphery.generate_model import generate_model
+
+    core = CORE_SETS[name]
+    out_dir = Path(out_dir)
+    if core.model.endswith(".npz"):
+        model_file = Path(__file__).resolve().parent.parent / core.model
+    else:
+        from golden.model import save_model
+        model_file = save_model(out_dir.with_name(out_dir.name + "-model.npz"), core.load(seed))
+    generate_model(model_file, core.chip, out_dir, seed=seed)
+    return out_dir
+
+
+def run_network(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
+                waves: bool = False, gen_seed: int | None = None,
+                rtl_dir: RtlDir | None = None) -> CoreRun:
+    """The whole-network regression of core set ``name`` (:data:`NETWORK_RUNS`): generated
+    with ``gen_seed`` (default ``seed``), images and handshakes drawn with ``seed``, on
+    ``rtl_dir``'s Verilog when given."""
+    run = NETWORK_RUNS[name]
+    count, offset = run.images[simulator]
+    gen_dir = Path(build_root).resolve() / "network" / name / f"generated-{simulator}"
+    verilog = generate_verilog("network", name, gen_dir, seed if gen_seed is None else gen_seed)
+    sources = _sources("network", name, verilog, rtl_dir)
+    vpi = run.icarus_vpi and simulator == "icarus"
+    return run_core(gen_dir, simulator, Path(build_root) / "network", name, count, offset=offset,
+                    dataset=run.dataset, seed=seed, waves=waves, crossbar_vpi=vpi,
+                    handshake=run.handshake[simulator], sources=sources)
+
+
+# --- the Verilog each regression simulates ------------------------------------------------
+
+# block -> its parameter sets, in the order `mbnn regress` runs them
+def regression_sets() -> dict[str, list[str]]:
+    return {"bn_binarize": list(BN_BINARIZE_SETS), "accumulator": list(ACCUMULATOR_SETS),
+            "sequencer": list(CORE_SETS), "crossbar": list(CROSSBAR_SETS),
+            "network": list(NETWORK_RUNS)}
+
+
+def generate_verilog(block: str, name: str, out_dir: Path, seed: int = DEFAULT_SEED,
+                     layer_gap: int | None = None) -> dict[str, tuple[Path, str]]:
+    """Generate what regression ``block``/``name`` simulates into ``out_dir``: the Verilog
+    (and the data files its testbench reads). Returns file name -> (path, toplevel module) of
+    the Verilog, in compile order; ``seed`` draws seeded tables and random models."""
+    out_dir = Path(out_dir)
+    if block == "bn_binarize":
+        path = atomic_write_text(out_dir / "bn_binarize.v",
+                                 bn_binarize_verilog(BN_BINARIZE_SETS[name]))
+        return {"bn_binarize.v": (path, "bn_binarize")}
+    if block == "accumulator":
+        params = ACCUMULATOR_SETS[name]
+        table = accumulator_table(params, seed)
+        atomic_write_text(out_dir / "table.json", json.dumps(table))
+        path = atomic_write_text(out_dir / "accumulator.v",
+                                 accumulator_verilog(params, table["bias"], table["double"]))
+        return {"accumulator.v": (path, "accumulator")}
+    if block == "sequencer":
+        core = CORE_SETS[name]
+        mapped = compile_model(core.load(seed), core.chip)
+        if layer_gap is None:
+            layer_gap = CoreParams(mapped).layer_gap
+        path = atomic_write_text(out_dir / "sequencer.v", sequencer_verilog(mapped, layer_gap))
+        return {"sequencer.v": (path, "sequencer")}
+    if block == "crossbar":
+        CROSSBAR_SETS[name]     # a KeyError names an unknown set
+        return {"mbnn_crossbar.v": (CROSSBAR_SOURCE, "mbnn_crossbar")}
+    if block == "network":
+        NETWORK_RUNS[name]
+        generate_network(name, out_dir, seed)
+        return {"mbnn_crossbar.v": (out_dir / "mbnn_crossbar.v", "mbnn_crossbar"),
+                "bnn_system.v": (out_dir / "bnn_system.v", "bnn_system")}
+    raise ValueError(f"unknown regression block {block!r}; expected one of "
+                     f"{', '.join(regression_sets())}")
+
+
+def _sources(block: str, name: str, verilog: dict[str, tuple[Path, str]],
+             rtl_dir: RtlDir | None) -> list[Path]:
+    """The files to simulate: the generated ones, or ``rtl_dir``'s after the port check."""
+    if rtl_dir is None:
+        return [path for path, _module in verilog.values()]
+    return rtl_dir.sources(f"{block}/{name}", verilog)

@@ -183,6 +183,14 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
         # stays X (seen with constant-driven sequencer fields). Under -g2005 the initialisers
         # are time-0 assignments that do raise events; a later -g option wins.
         build_args = ["-g2005"]
+        if waves:
+            # cocotb's own dump module declares a SystemVerilog `string`, which -g2005 refuses;
+            # this one is plain Verilog (FST, as vvp is told at test time)
+            dump = build_dir / "mbnn_waves.v"
+            dump.write_text(f'module mbnn_waves;\ninitial begin\n  $dumpfile("{toplevel}.fst");\n'
+                            f'  $dumpvars(0, {toplevel});\nend\nendmodule\n')
+            srcs.append(dump)
+            build_args += ["-s", "mbnn_waves"]
         if crossbar_vpi:
             defines = {"MBNN_CROSSBAR_VPI": 1}
             test_args = ["-M", str(build_dir), "-m", "mbnn_crossbar"]
@@ -197,7 +205,7 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
             build_crossbar_vpi(build_dir)
         runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
                      build_args=build_args, defines=defines, parameters=hdl_parameters or {},
-                     timescale=("1ns", "1ps"), waves=waves,
+                     timescale=("1ns", "1ps"), waves=waves and simulator != "icarus",
                      log_file=build_dir / "build.log")
     except RuntimeError as exc:   # compile or lint error: a failed run, reported like one
         return RunResult(simulator=simulator, build_dir=build_dir, seed=seed,

@@ -13,6 +13,6 @@ from conftest import check_cocotb_run, require_simulator
 @pytest.mark.parametrize("name", list(ACCUMULATOR_SETS))
 def test_accumulator_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
-    result = run_accumulator(name, ACCUMULATOR_SETS[name], simulator, build_root, seed=seed)
+    result = run_accumulator(name, simulator, build_root, seed=seed)
     # 4 traffic mixes of random_runs + range_extremes + throughput_and_latency
     check_cocotb_run(result, record_property, tests=6)

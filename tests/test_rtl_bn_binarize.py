@@ -13,6 +13,6 @@ from conftest import check_cocotb_run, require_simulator
 @pytest.mark.parametrize("name", list(BN_BINARIZE_SETS))
 def test_bn_binarize_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
-    result = run_bn_binarize(name, BN_BINARIZE_SETS[name], simulator, build_root, seed=seed)
+    result = run_bn_binarize(name, simulator, build_root, seed=seed)
     # 4 traffic mixes of random_stream + 3 directed tests
     check_cocotb_run(result, record_property, tests=7)

@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from sim import toolchain
+from sim.runner import REPO_ROOT
 from sim.spice_raw import read_raw
 
 from conftest import require_simulator
@@ -54,3 +55,12 @@ def test_vacask_compiles_and_solves_a_verilog_a_divider(tmp_path):
     assert op["mid"][0] == pytest.approx(0.3 * 3e3 / 4e3, rel=1e-12)
     # the source's branch current flows into its + terminal: -0.3 V / 4 kOhm
     assert op["v1:flow(br)"][0] == pytest.approx(-0.3 / 4e3, rel=1e-12)
+
+
+def test_ci_entry_sets_ci_itself():
+    """`.ci/run` exports CI=true before the README's test command, so a local run of it fails
+    on a missing simulator exactly as CI does."""
+    lines = [l.strip() for l in (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    assert "export CI=true" in lines and lines[-1] == "make test"
+    assert lines.index("export CI=true") < lines.index("make test")

@@ -254,3 +254,13 @@ async def run_network(dut):
     dut._log.info("summary: %s", summary)
     assert not mismatches, f"{len(mismatches)} of {count} images differ from the golden model " \
                            f"(first: {mismatches[:5]})"
+    # The timing is part of the contract (golden.core): every image computes in exactly the
+    # same cycles whatever the handshakes, and back-to-back images follow each other at the
+    # steady-state interval.
+    assert summary["latency_cycles_seen"] == [params.latency_cycles], \
+        f"start-to-result latencies {summary['latency_cycles_seen']} cycles, expected " \
+        f"{params.latency_cycles} for every image"
+    assert len(latencies) == count, f"latency measured on {len(latencies)} of {count} images"
+    if cycles_seen is not None and count > 1:
+        assert cycles_seen == [params.compute_cycles_per_image], \
+            f"image intervals {cycles_seen} cycles, expected {params.compute_cycles_per_image}"
