@@ -43,8 +43,30 @@ def verilog_source(component, name: str, params) -> str:
               # value assigned before the switch" (CASEINCOMPLETE); submodules share the file
               # (DECLFILENAME).
               + "".join(f"/* verilator lint_off {rule} */\n" for rule in _GENERATED_WAIVERS))
-    return (header + body
+    return (header + _scope_submodule_waivers(body)
             + "".join(f"/* verilator lint_on {rule} */\n" for rule in _GENERATED_WAIVERS))
+
+
+def _scope_submodule_waivers(body: str) -> str:
+    """Waive UNUSEDSIGNAL inside the submodules of a hierarchy (``module \\top.sub``), not in
+    the top module.
+
+    Amaranth emits one module per instance, specialised to how its parent drives it: a handshake
+    input the parent ties to a constant (the core never stalls its sequencer or accumulator) is
+    folded away, and a signal Yosys merged with a port or a memory-port field survives only as
+    an unread name. Those names are artefacts of the instance, not of the design. The top module
+    -- the ports a team connects, and where an ignored input would show -- stays checked."""
+    out = []
+    inside = False
+    for line in body.splitlines(keepends=True):
+        if line.startswith("module \\"):
+            out.append("/* verilator lint_off UNUSEDSIGNAL */\n")
+            inside = True
+        out.append(line)
+        if inside and line.startswith("endmodule"):
+            out.append("/* verilator lint_on UNUSEDSIGNAL */\n")
+            inside = False
+    return "".join(out)
 
 
 _GENERATED_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE", "DECLFILENAME")

@@ -64,7 +64,13 @@ module mbnn_crossbar #(
     real g_diff [0:CELLS-1];
     real current [0:COLS-1];
     real lsb_a, x;
-    integer r, c, k, base, code;
+    integer r, c, k, base;
+    // The saturated code as an integer; only its ADC_BITS low bits leave (it lies in
+    // [CODE_MIN, CODE_MAX] by the saturation, so they are its two's complement), the rest are
+    // unread by design.
+    /* verilator lint_off UNUSEDSIGNAL */
+    integer code;
+    /* verilator lint_on UNUSEDSIGNAL */
     localparam integer ADC_CELLS = (ADC_ERRORS != 0) ? TILES * COLS : 1;
     reg [63:0] gain_bits [0:ADC_CELLS-1];
     reg [63:0] offset_bits [0:ADC_CELLS-1];
