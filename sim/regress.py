@@ -59,9 +59,9 @@ def plan(simulators) -> list[RegressionTest]:
             for name in names for sim in simulators]
 
 
-def select(tests: list[RegressionTest], patterns: list[str] | None) -> list[RegressionTest]:
-    """The tests whose id matches any of the regular expressions ``patterns`` (all when
-    none is given).
+def select(tests: list, patterns: list[str] | None, key=lambda test: test.id) -> list:
+    """The tests whose id (or ``key(test)``) matches any of the regular expressions
+    ``patterns`` (all when none is given).
 
     Raises
     ------
@@ -76,7 +76,7 @@ def select(tests: list[RegressionTest], patterns: list[str] | None) -> list[Regr
             compiled.append(re.compile(p))
         except re.error as exc:
             raise ValueError(f"--filter {p!r}: not a regular expression ({exc})") from None
-    return [t for t in tests if any(c.search(t.id) for c in compiled)]
+    return [t for t in tests if any(c.search(key(t)) for c in compiled)]
 
 
 def seeds_for(seed: int, count: int) -> list[int]:

@@ -17,7 +17,10 @@ from golden.core import CoreParams
 from golden.fileio import atomic_write_bytes, atomic_write_text
 from golden.mapping import compile_model
 from golden.model import Architecture, LayerSpec, load_model
+from periphery.accumulator import Accumulator
+from periphery.bn_binarize import BNBinarize
 from periphery.generate import accumulator_verilog, bn_binarize_verilog, sequencer_verilog
+from periphery.sequencer import Sequencer
 from periphery.generate_model import CROSSBAR_SOURCE
 
 from .rtl_dir import RtlDir
@@ -26,7 +29,8 @@ from .runner import DEFAULT_SEED, RunResult, run_cocotb
 __all__ = ["BN_BINARIZE_SETS", "run_bn_binarize", "ACCUMULATOR_SETS", "run_accumulator",
            "accumulator_table", "CORE_SETS", "CoreSet", "TINY_ARCH", "run_sequencer", "CoreRun",
            "run_core", "CROSSBAR_SETS", "run_crossbar", "NETWORK_RUNS", "NetworkRun",
-           "generate_network", "run_network", "regression_sets", "generate_verilog"]
+           "generate_network", "run_network", "regression_sets", "generate_verilog",
+           "regression_component"]
 
 # Parameter sets of the BN-binarize regression, chosen for coverage of the corners:
 BN_BINARIZE_SETS = {
@@ -54,7 +58,8 @@ def run_bn_binarize(name: str, simulator: str, build_root: Path, seed: int = DEF
                        rtl_dir)
     return run_cocotb(simulator=simulator, sources=sources, toplevel="bn_binarize",
                       test_module="sim.tb.tb_bn_binarize", build_dir=build_dir,
-                      params=asdict(params), seed=seed, waves=waves)
+                      params=asdict(params), seed=seed, waves=waves,
+                      external=rtl_dir is not None)
 
 
 # Parameter sets of the Accumulator regression:
@@ -95,7 +100,7 @@ def run_accumulator(name: str, simulator: str, build_root: Path, seed: int = DEF
     return run_cocotb(simulator=simulator, sources=sources, toplevel="accumulator",
                       test_module="sim.tb.tb_accumulator", build_dir=build_dir,
                       params={"params": asdict(params), "table": str(table_file)}, seed=seed,
-                      waves=waves)
+                      waves=waves, external=rtl_dir is not None)
 
 
 # --- whole-core configurations: a model and a chip ---------------------------------------
@@ -168,7 +173,7 @@ def run_sequencer(name: str, simulator: str, build_root: Path, seed: int = DEFAU
     return run_cocotb(simulator=simulator, sources=sources, toplevel="sequencer",
                       test_module="sim.tb.tb_sequencer", build_dir=build_dir,
                       params={"set": name, "model_seed": gen_seed, "layer_gap": layer_gap},
-                      seed=seed, waves=waves)
+                      seed=seed, waves=waves, external=rtl_dir is not None)
 
 
 @dataclass
@@ -199,6 +204,7 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
     ``sources``: simulate these files (crossbar, then system) instead -- external RTL already
     checked against ``gen_dir``'s modules (:class:`sim.rtl_dir.RtlDir`)."""
     gen_dir = Path(gen_dir).resolve()
+    external = sources is not None
     if sources is None:
         src_dir = Path(sources_dir).resolve() if sources_dir is not None else gen_dir
         for f in ("mbnn_crossbar.v", "bnn_system.v"):
@@ -223,7 +229,8 @@ def run_core(gen_dir: Path, simulator: str, build_root: Path, name: str, images:
                         params={"dir": str(gen_dir), "images": images, "offset": offset,
                                 "dataset": dataset, "check_layers": check_layers,
                                 "handshake": handshake, "summary": str(summary_file)},
-                        seed=seed, waves=waves, crossbar_vpi=crossbar_vpi)
+                        seed=seed, waves=waves, crossbar_vpi=crossbar_vpi,
+                        external=external)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     return CoreRun(result, summary)
 
@@ -291,7 +298,8 @@ def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAUL
     sources = _sources("crossbar", name, generate_verilog("crossbar", name, build_dir), rtl_dir)
     return run_cocotb(simulator=simulator, sources=sources, toplevel="mbnn_crossbar",
                       test_module="sim.tb.tb_crossbar", build_dir=build_dir, params=params,
-                      seed=seed, hdl_parameters=hdl, crossbar_vpi=crossbar_vpi, waves=waves)
+                      seed=seed, hdl_parameters=hdl, crossbar_vpi=crossbar_vpi, waves=waves,
+                      external=rtl_dir is not None)
 
 
 # --- whole networks in `mbnn regress` -----------------------------------------------------
@@ -371,6 +379,28 @@ def regression_sets() -> dict[str, list[str]]:
     return {"bn_binarize": list(BN_BINARIZE_SETS), "accumulator": list(ACCUMULATOR_SETS),
             "sequencer": list(CORE_SETS), "crossbar": list(CROSSBAR_SETS),
             "network": list(NETWORK_RUNS)}
+
+
+def regression_component(block: str, name: str, seed: int = DEFAULT_SEED,
+                         layer_gap: int | None = None):
+    """The Amaranth component regression ``block``/``name`` simulates, generated as
+    :func:`generate_verilog` does (``seed`` draws seeded tables and random models):
+    ``(component, module name)``. The crossbar set has none (hand-written Verilog)."""
+    if block == "bn_binarize":
+        return BNBinarize(BN_BINARIZE_SETS[name]), "bn_binarize"
+    if block == "accumulator":
+        table = accumulator_table(ACCUMULATOR_SETS[name], seed)
+        return Accumulator(ACCUMULATOR_SETS[name], table["bias"], table["double"]), "accumulator"
+    if block == "sequencer":
+        core = CORE_SETS[name]
+        mapped = compile_model(core.load(seed), core.chip)
+        gap = CoreParams(mapped).layer_gap if layer_gap is None else layer_gap
+        return Sequencer(mapped, gap), "sequencer"
+    if block == "network":
+        from periphery.generate_model import TOPLEVEL, build_system
+        core = CORE_SETS[name]
+        return build_system(core.load(seed), core.chip, seed)[0], TOPLEVEL
+    raise ValueError(f"regression block {block!r} has no Amaranth component")
 
 
 def generate_verilog(block: str, name: str, out_dir: Path, seed: int = DEFAULT_SEED,

@@ -22,6 +22,7 @@ or a renamed port is one clear line, not a failure deep inside a testbench.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -184,17 +185,31 @@ class RtlDir:
         return out
 
     @staticmethod
+    def check_destination(root: Path, option: str = "--export-rtl") -> None:
+        """Refuse a destination that is a file, lies under a file, is not writable, or is a
+        non-empty directory that is not an earlier tree (checked before any work)."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise RtlDirError(f"{option} {root}: exists and is not a directory")
+        if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
+            raise RtlDirError(f"{option} {root}: a non-empty directory that is not an "
+                              f"earlier export (no {MANIFEST}); refusing to write into it")
+        parent = root
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise RtlDirError(f"{option} {root}: {parent} is a file")
+        if not os.access(parent, os.W_OK):
+            raise RtlDirError(f"{option} {root}: {parent} is not writable")
+
+    @staticmethod
     def export(path: str | Path, seed: int, sets: dict[str, dict[str, tuple[Path, str]]]) -> None:
         """Write a tree: ``sets`` maps ``block/set`` to file name -> (generated path, module).
 
         The directory must not exist or be empty or an earlier export (its manifest is
         replaced last, so an interrupted export leaves no manifest that lies)."""
         root = Path(path)
-        if root.exists() and not root.is_dir():
-            raise RtlDirError(f"--export-rtl {root}: exists and is not a directory")
-        if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
-            raise RtlDirError(f"--export-rtl {root}: a non-empty directory that is not an "
-                              f"earlier export (no {MANIFEST}); refusing to write into it")
+        RtlDir.check_destination(root)
         (root / MANIFEST).unlink(missing_ok=True)
         for key, files in sets.items():
             for name, (gen_path, _module) in files.items():
