@@ -152,6 +152,7 @@ def _cmd_regress(args) -> int:
     progress.clear()
     wall = time.perf_counter() - t0
     print(rg.summary_table(records))
+    print(rg.coverage_table(records))
     failed = [r for r in records if not r.ok]
     print(f"wall {wall:.1f} s; {len(records) - len(failed)} passed, {len(failed)} failed")
     for rec in failed:

@@ -61,7 +61,9 @@ def write_junit(records, path: Path, replay) -> None:
         for k, v in (("id", rec.test.id), ("seed", rec.seed), ("simulator", rec.test.simulator),
                      ("cocotb_passed", rec.passed), ("cocotb_failed", rec.failed),
                      ("build_dir", rec.build_dir), ("replay", command),
-                     *(("waves", w) for w in rec.waves)):
+                     *(("waves", w) for w in rec.waves),
+                     *((f"coverage: {b}", v["hits"])
+                       for b, v in ((rec.coverage or {}).get("bins") or {}).items())):
             ET.SubElement(props, "property", name=k, value=str(v))
         if not rec.ok:
             first = rec.messages[0] if rec.messages else "no cocotb test ran"

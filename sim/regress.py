@@ -22,7 +22,8 @@ from pathlib import Path
 from golden.fileio import atomic_write_text
 
 __all__ = ["RegressionTest", "plan", "select", "seeds_for", "load_costs", "shard", "TestRecord",
-           "run_test", "run_tests", "preflight", "replay_command", "summary_table", "COSTS_FILE"]
+           "run_test", "run_tests", "preflight", "replay_command", "summary_table", "coverage_table",
+           "COSTS_FILE"]
 
 # Measured wall time of each test (seconds, one test alone on the 2-core reference machine),
 # recorded with `mbnn regress --record-costs`; used to balance shards.
@@ -145,6 +146,7 @@ class TestRecord:
     wall_s: float = 0.0
     build_dir: str = ""
     waves: list[str] = field(default_factory=list)
+    coverage: dict | None = None          # sim.coverage: {"block", "bins": {name: {hits}}}
 
     @property
     def ok(self) -> bool:
@@ -194,6 +196,7 @@ def run_test(test: RegressionTest, seed: int, build_root: str, rtl_dir: str | No
         record.wall_s = time.perf_counter() - t0
         return record
     record.passed, record.failed = result.passed, result.failed
+    record.coverage = result.coverage
     if not result.outcomes or not result.ok:
         record.failed = max(record.failed, 1)
     record.messages = [f"{o.name}: {o.message}" for o in result.outcomes if not o.passed]
@@ -297,6 +300,26 @@ def summary_table(records: list[TestRecord]) -> str:
     f = sum(r[1] for r in rows.values())
     t = sum(r[2] for r in rows.values())
     lines.append(f"{'total':<13} {'':<10} {p:>6} {f:>6} {t:>8.1f}s")
+    return "\n".join(lines)
+
+
+def coverage_table(records: list[TestRecord]) -> str:
+    """Per block: the functional coverage bins hit in the run (in any set, on any simulator)
+    out of those declared, and the bins no test hit (each test's own closure already fails
+    when one of its bins is missed)."""
+    bins: dict[str, dict[str, int]] = {}
+    for rec in records:
+        if rec.coverage:
+            block = bins.setdefault(rec.test.block, {})
+            for name, b in rec.coverage["bins"].items():
+                block[name] = block.get(name, 0) + b["hits"]
+    if not bins:
+        return "coverage: no testbench reported any"
+    lines = ["coverage (bins hit / declared, over every set and simulator):"]
+    for block, hits in bins.items():
+        missed = [b for b, n in hits.items() if not n]
+        lines.append(f"  {block:<13} {len(hits) - len(missed)}/{len(hits)}"
+                     + (f"; never hit: {', '.join(missed)}" if missed else ""))
     return "\n".join(lines)
 
 

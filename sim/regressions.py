@@ -328,7 +328,7 @@ NETWORK_RUNS = {
                               icarus_vpi=True),
     "cnn_128x128": NetworkRun("mnist", {"icarus": (2, 0), "verilator": (20, 2)}, _MIXED,
                               icarus_vpi=True),
-    "cnn_100x50": NetworkRun("mnist", {"icarus": (1, 22), "verilator": (4, 23)}, _MIXED,
+    "cnn_100x50": NetworkRun("mnist", {"icarus": (2, 21), "verilator": (4, 23)}, _MIXED,
                              icarus_vpi=True),
     "tiny_16x8": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)}, _RANDOM),
     "tiny_16x8_nonideal": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)},

@@ -43,6 +43,8 @@ class RunResult:
     outcomes: list[TestOutcome] = field(default_factory=list)
     build_s: float = 0.0
     test_s: float = 0.0
+    # functional coverage the testbench saved (sim.coverage), or None
+    coverage: dict | None = None
 
     @property
     def passed(self) -> int:
@@ -221,7 +223,10 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
     t1 = time.perf_counter()
     results_xml = build_dir / "results.xml"
     results_xml.unlink(missing_ok=True)
+    coverage_file = build_dir / "coverage.json"
+    coverage_file.unlink(missing_ok=True)
     env = {"MBNN_PARAMS": json.dumps(params, sort_keys=True),
+           "MBNN_COVERAGE": str(coverage_file),
            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
         runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
@@ -238,5 +243,6 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
     if not outcomes:
         outcomes = [TestOutcome(name=test_module, passed=False,
                                 message=f"no results written; see {build_dir / 'test.log'}")]
+    from .coverage import read_coverage
     return RunResult(simulator=simulator, build_dir=build_dir, seed=seed, outcomes=outcomes,
-                     build_s=t1 - t0, test_s=t2 - t1)
+                     build_s=t1 - t0, test_s=t2 - t1, coverage=read_coverage(coverage_file))

@@ -14,6 +14,7 @@ from typing import Callable
 
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from .coverage import Coverage, stall_class
 from .payload import PayloadCodec
 
 __all__ = ["StreamSource", "StreamSink"]
@@ -23,6 +24,7 @@ class _StreamPort:
     """Handles of one flattened stream port and the shared driver state."""
 
     def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random):
+        self.prefix = prefix
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.payload = getattr(dut, f"{prefix}__payload")
@@ -48,13 +50,16 @@ class StreamSource(_StreamPort):
     """
 
     def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random,
-                 idle_probability: float = 0.0, on_accept: Callable[[dict], None] | None = None):
+                 idle_probability: float = 0.0, on_accept: Callable[[dict], None] | None = None,
+                 coverage: Coverage | None = None):
         super().__init__(dut, prefix, clk, codec, rng)
         self.idle_probability = idle_probability
         self.on_accept = on_accept
+        self.coverage = coverage
         self.queue: deque[dict] = deque()
         self.accepted = 0
         self._current: dict | None = None
+        self._since_accept: int | None = None   # cycles since the last accepted beat
         self.valid.value = 0
 
     def send(self, beats) -> None:
@@ -80,8 +85,16 @@ class StreamSource(_StreamPort):
                 self.payload.value = self.codec.pack(**self._current)
                 self.valid.value = 1
             await ReadOnly()
+            if self._since_accept is not None:
+                self._since_accept += 1
             if self._current is not None and int(self.ready.value) == 1:
                 self.accepted += 1
+                if self.coverage is not None and self._since_accept is not None:
+                    # beats taken on consecutive cycles, or after a gap of idle or refused cycles
+                    gap = self._since_accept - 1
+                    self.coverage.hit(f"{self.prefix}: back-to-back beats" if gap == 0 else
+                                      f"{self.prefix}: gap of {stall_class(gap)} cycles")
+                self._since_accept = 0
                 if self.on_accept is not None:
                     self.on_accept(self._current)
                 self._current = None
@@ -97,11 +110,14 @@ class StreamSink(_StreamPort):
 
     def __init__(self, dut, prefix: str, clk, codec: PayloadCodec, rng: random.Random,
                  backpressure_probability: float = 0.0,
-                 on_beat: Callable[[dict], None] | None = None, reset=None):
+                 on_beat: Callable[[dict], None] | None = None, reset=None,
+                 coverage: Coverage | None = None):
         super().__init__(dut, prefix, clk, codec, rng)
         self.backpressure_probability = backpressure_probability
         self.on_beat = on_beat
         self.reset = reset
+        self.coverage = coverage
+        self._stalled = 0          # cycles the offered beat has waited
         self.received = 0
         self.protocol_errors: list[str] = []
         self._pending: int | None = None   # payload offered but not taken last cycle
@@ -117,6 +133,7 @@ class StreamSink(_StreamPort):
             await ReadOnly()
             if self.reset is not None and int(self.reset.value) == 1:
                 self._pending = None   # a reset may drop an offered beat
+                self._stalled = 0
                 continue
             valid = int(self.valid.value) == 1
             word = self.payload.value.to_unsigned() if valid else None
@@ -124,7 +141,13 @@ class StreamSink(_StreamPort):
                 self.protocol_errors.append(
                     f"cycle {cycle}: beat {self.codec.unpack(self._pending)} withdrawn or changed "
                     f"before it was taken (valid={int(valid)}, payload={word})")
+            if valid and not take:
+                self._stalled += 1
             if valid and take:
+                if self.coverage is not None and self._stalled:
+                    self.coverage.hit(f"{self.prefix}: stall of {stall_class(self._stalled)} "
+                                      f"cycles")
+                self._stalled = 0
                 self.received += 1
                 self._pending = None
                 if self.on_beat is not None:

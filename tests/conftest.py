@@ -62,6 +62,20 @@ def pytest_terminal_summary(terminalreporter):
         for sim, (passed, failed, builds) in sorted(totals.items()):
             terminalreporter.write_line(f"{sim}: {passed} passed, {failed} failed "
                                         f"in {builds} builds")
+    coverage: dict[str, list[int]] = {}
+    for key in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(key, []):
+            props = dict(getattr(report, "user_properties", []))
+            if "coverage" in props and report.when == "call":
+                block, hit, declared = props["coverage"]
+                c = coverage.setdefault(block, [0, 0, 0])
+                c[0] += hit
+                c[1] += declared
+                c[2] += 1
+    if coverage:
+        terminalreporter.section("functional coverage (bins hit / declared, summed over runs)")
+        for block, (hit, declared, runs) in sorted(coverage.items()):
+            terminalreporter.write_line(f"{block}: {hit}/{declared} in {runs} runs")
 
 
 def check_cocotb_run(result, record_property, tests: int | None = None) -> None:
@@ -74,6 +88,10 @@ def check_cocotb_run(result, record_property, tests: int | None = None) -> None:
     record_property("cocotb_simulator", result.simulator)
     record_property("cocotb_passed", result.passed)
     record_property("cocotb_failed", result.failed)
+    if result.coverage:
+        bins = result.coverage["bins"]
+        record_property("coverage", (result.coverage["block"],
+                                     sum(1 for b in bins.values() if b["hits"]), len(bins)))
     assert result.ok, result.summary()
     if tests is not None:
         assert len(result.outcomes) == tests, f"{len(result.outcomes)} cocotb tests ran, not {tests}"

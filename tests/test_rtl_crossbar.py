@@ -21,7 +21,7 @@ def test_crossbar_rtl(name, simulator, seed, build_root, record_property):
     sim, _, vpi = simulator.partition("-")
     require_simulator(sim)
     result = run_crossbar(name, sim, build_root, seed=seed, crossbar_vpi=bool(vpi))
-    check_cocotb_run(result, record_property, tests=1)
+    check_cocotb_run(result, record_property, tests=2)
 
 
 @pytest.mark.parametrize("mapping", ["differential", "reference_column"])

@@ -14,5 +14,6 @@ from conftest import check_cocotb_run, require_simulator
 def test_sequencer_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
     result = run_sequencer(name, simulator, build_root, seed=seed)
-    # 2 backpressure settings of schedule_matches_golden + layer_gap_and_throughput
-    check_cocotb_run(result, record_property, tests=3)
+    # 2 backpressure settings of schedule_matches_golden, layer_gap_and_throughput,
+    # idle_without_start, coverage closure
+    check_cocotb_run(result, record_property, tests=5)

@@ -16,6 +16,7 @@ from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.accumulator import AccumulatorModel, AccumulatorParams
 from periphery.accumulator import input_layout, output_layout
+from sim.coverage import STALL_CLASSES, Coverage
 from sim.payload import PayloadCodec
 from sim.scoreboard import InOrderScoreboard
 from sim.streams import StreamSink, StreamSource
@@ -25,6 +26,22 @@ _CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 PARAMS = AccumulatorParams(**_CONFIG["params"])
 with open(_CONFIG["table"]) as _f:
     TABLE = json.load(_f)
+
+# Functional coverage (sim.coverage): the last test fails if any bin was never hit.
+COVERAGE = Coverage("accumulator")
+if PARAMS.entries >= 2:     # the seeded table makes both ends reachable (regressions)
+    COVERAGE.declare("value = range maximum", "an output at the top of the derived range")
+    COVERAGE.declare("value = range minimum", "an output at the bottom of the derived range")
+COVERAGE.declare("run of 1 beat", "a run that is first and last at once")
+if PARAMS.max_terms > 1:
+    COVERAGE.declare("run of max_terms beats", "a run of the longest length")
+for _kind, _flag in (("doubled", True), ("plain", False)):
+    if _flag in TABLE["double"]:
+        COVERAGE.declare(f"{_kind} entry", f"a run on an entry with double={_flag}")
+COVERAGE.declare("i: back-to-back beats", "input beats accepted on consecutive cycles")
+for _c in STALL_CLASSES[:3]:
+    COVERAGE.declare(f"i: gap of {_c} cycles", f"{_c} idle or refused cycles between beats")
+    COVERAGE.declare(f"o: stall of {_c} cycles", f"a result held {_c} cycles by o.ready")
 
 
 class AccumulatorTB(ClockedStreamTB):
@@ -44,13 +61,22 @@ class AccumulatorTB(ClockedStreamTB):
         self.output_cycles: list[int] = []
         self.observed_values: set[int] = set()
         self.source = StreamSource(dut, "i", dut.clk, PayloadCodec(input_layout(PARAMS)),
-                                   self.rng, idle_probability, on_accept=self._on_accept)
+                                   self.rng, idle_probability, on_accept=self._on_accept,
+                                   coverage=COVERAGE)
         self.sink = StreamSink(dut, "o", dut.clk, PayloadCodec(output_layout(PARAMS)),
                                self.rng, backpressure_probability, on_beat=self._on_output,
-                               reset=dut.rst)
+                               reset=dut.rst, coverage=COVERAGE)
+        self.run_length = 0
 
     def _on_accept(self, beat: dict) -> None:
         self.accept_cycles.append(self.cycle)
+        self.run_length = 1 if beat["first"] else self.run_length + 1
+        if beat["last"]:
+            if self.run_length == 1:
+                COVERAGE.hit("run of 1 beat")
+            if self.run_length == self.params.max_terms:
+                COVERAGE.hit("run of max_terms beats")
+            COVERAGE.hit("doubled entry" if TABLE["double"][beat["entry"]] else "plain entry")
         out = self.model.step(beat["codes"], beat["first"], beat["last"], beat["entry"])
         if out is not None:
             self.scoreboard.expect({"values": [int(v) for v in out], "entry": beat["entry"]})
@@ -58,6 +84,11 @@ class AccumulatorTB(ClockedStreamTB):
     def _on_output(self, beat: dict) -> None:
         self.output_cycles.append(self.cycle)
         self.observed_values.update(beat["values"])
+        lo, hi = self.params.value_range
+        if hi in beat["values"]:
+            COVERAGE.hit("value = range maximum")
+        if lo in beat["values"]:
+            COVERAGE.hit("value = range minimum")
         self.scoreboard.observe(beat)
 
     def runs(self, count: int, extremes: float = 0.1) -> list[dict]:
@@ -148,3 +179,9 @@ async def throughput_and_latency(dut):
     lasts = [c for c, b in zip(acc, beats) if b["last"]]
     delays = {o - a for a, o in zip(lasts, tb.output_cycles)}
     assert delays == {tb.params.latency}, f"latencies {sorted(delays)}"
+
+
+@cocotb.test()
+async def coverage_closure(dut):
+    """Every declared coverage bin was hit by the tests above (sim.coverage)."""
+    COVERAGE.closure()

@@ -16,6 +16,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 from golden.bn_binarize import BNBinarizeModel, BNBinarizeParams
 from golden.bn_fold import FOLD_LIMIT, FoldedThreshold, fold_batchnorm
 from periphery.bn_binarize import input_layout, output_layout
+from sim.coverage import STALL_CLASSES, Coverage
 from sim.payload import PayloadCodec
 from sim.scoreboard import InOrderScoreboard
 from sim.stimulus import random_batchnorm
@@ -23,6 +24,22 @@ from sim.streams import StreamSink, StreamSource
 from sim.tb_base import ClockedStreamTB
 
 PARAMS = BNBinarizeParams(**json.loads(os.environ["MBNN_PARAMS"]))
+
+# Functional coverage (sim.coverage): the last test fails if any bin was never hit.
+COVERAGE = Coverage("bn_binarize")
+for _direction, _invert in (("ge", 0), ("le", 1)):
+    for _d in (-1, 0, 1):
+        COVERAGE.declare(f"{_direction}: a-T={_d:+d}", f"a beat at threshold {_d:+d} on a "
+                         f"channel with invert={_invert}")
+COVERAGE.declare("constant channel", "a beat on a channel whose threshold is the range "
+                 "minimum (its output never changes)")
+COVERAGE.declare("reset with beats in flight", "reset while the pipeline holds beats")
+COVERAGE.declare("i: back-to-back beats", "input beats accepted on consecutive cycles")
+COVERAGE.declare("o: back-to-back beats", "output beats taken on consecutive cycles")
+for _c in STALL_CLASSES[:3]:
+    COVERAGE.declare(f"i: gap of {_c} cycles", f"{_c} idle or refused cycles between beats")
+for _c in STALL_CLASSES:
+    COVERAGE.declare(f"o: stall of {_c} cycles", f"an output beat held {_c} cycles by o.ready")
 
 
 class BNBinarizeTB(ClockedStreamTB):
@@ -42,18 +59,27 @@ class BNBinarizeTB(ClockedStreamTB):
         self.accept_cycles: list[int] = []
         self.output_cycles: list[int] = []
         self.source = StreamSource(dut, "i", dut.clk, PayloadCodec(input_layout(self.params)),
-                                   self.rng, idle_probability, on_accept=self._on_accept)
+                                   self.rng, idle_probability, on_accept=self._on_accept,
+                                   coverage=COVERAGE)
         self.sink = StreamSink(dut, "o", dut.clk, PayloadCodec(output_layout(self.params)),
                                self.rng, backpressure_probability, on_beat=self._on_output,
-                               reset=dut.rst)
+                               reset=dut.rst, coverage=COVERAGE)
         dut.cfg__en.value = 0
 
     def _on_accept(self, beat: dict) -> None:
         self.accept_cycles.append(self.cycle)
+        c = beat["channel"]
+        d = beat["value"] - int(self.model.threshold[c])
+        if abs(d) <= 1:
+            COVERAGE.hit(f"{'le' if self.model.invert[c] else 'ge'}: a-T={d:+d}")
+        if self.model.threshold[c] == self.params.preact_min:
+            COVERAGE.hit("constant channel")
         bit = self.model.output_bit(beat["channel"], beat["value"])
         self.scoreboard.expect({"bit": bit, "channel": beat["channel"]})
 
     def _on_output(self, beat: dict) -> None:
+        if self.output_cycles and self.output_cycles[-1] == self.cycle - 1:
+            COVERAGE.hit("o: back-to-back beats")
         self.output_cycles.append(self.cycle)
         self.scoreboard.observe(beat)
 
@@ -152,8 +178,10 @@ async def threshold_boundaries(dut):
     # Four tables: random BN folds (all cases mixed), then every channel one fixed kind, so a
     # one-channel block also sees both directions and both constants.
     tables = [tb.random_folded()]
-    for t, inv in [(tb.np_rng.integers(lo, hi, size=p.channels, endpoint=True), False),
-                   (tb.np_rng.integers(lo, hi, size=p.channels, endpoint=True), True),
+    # thresholds strictly inside the range, so tau - 1 and tau + 1 are both reachable values
+    inner = (lo + 1, hi - 1) if hi - lo >= 2 else (lo, hi)
+    for t, inv in [(tb.np_rng.integers(*inner, size=p.channels, endpoint=True), False),
+                   (tb.np_rng.integers(*inner, size=p.channels, endpoint=True), True),
                    (np.full(p.channels, lo), tb.np_rng.random(p.channels) < 0.5),
                    (np.full(p.channels, hi), tb.np_rng.random(p.channels) < 0.5)]:
         tables.append(FoldedThreshold(threshold=t, invert=np.broadcast_to(inv, (p.channels,))))
@@ -201,6 +229,7 @@ async def reload_and_reset(dut):
     await ReadOnly()
     assert tb.source.idle and int(dut.busy.value) == 1 and int(dut.o__valid.value) == 1
     assert len(tb.scoreboard.expected) == 2
+    COVERAGE.hit("reset with beats in flight")
     await tb.reset()
     await ReadOnly()
     assert int(dut.busy.value) == 0 and int(dut.o__valid.value) == 0, "reset left a beat in flight"
@@ -209,3 +238,9 @@ async def reload_and_reset(dut):
     tb.source.send(tb.random_beats(200))   # still the pre-reset table
     await tb.wait_idle()
     tb.check()
+
+
+@cocotb.test()
+async def coverage_closure(dut):
+    """Every declared coverage bin was hit by the tests above (sim.coverage)."""
+    COVERAGE.closure()

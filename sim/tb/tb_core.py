@@ -39,6 +39,7 @@ from golden.core import CoreParams
 from golden.schedule import image_words, layer_words, pack_words
 from periphery.core import result_layout
 from periphery.generate_model import load_programmed_chip
+from sim.coverage import STALL_CLASSES, Coverage, stall_class
 from sim.payload import PayloadCodec
 
 CONFIG = json.loads(os.environ["MBNN_PARAMS"])
@@ -99,6 +100,25 @@ async def run_network(dut):
     handshake = CONFIG.get("handshake", "back_to_back")
     if handshake not in ("back_to_back", "random"):
         raise ValueError(f"handshake {handshake!r}: expected 'back_to_back' or 'random'")
+    # Functional coverage (sim.coverage), checked at the end of the run
+    coverage = Coverage("network")
+    out_w = model.layers[-1].weight
+    if not chip.non_ideal_settings() and any(
+            np.array_equal(out_w[:, a], out_w[:, b]) for a in range(out_w.shape[1])
+            for b in range(a)):
+        # two classes with the same weights tie on every image of an ideal chip (device
+        # errors may split them on a non-ideal one)
+        coverage.declare("argmax tie", "an image whose top score is shared by two classes")
+    if handshake == "random":
+        coverage.declare("i: gap before a word", "i.valid low for 1-6 cycles inside an image")
+        # result n is held by o.ready for a stall of class n % 5 (class 4: taken at once)
+        for c in STALL_CLASSES[:count]:
+            coverage.declare(f"o: stall of {c} cycles", f"a result held {c} cycles by o.ready")
+        if count >= 3:
+            coverage.declare("reset mid-image", "a reset while an image is loaded or computed")
+    if count >= 2:
+        coverage.declare("input loaded while an image computes",
+                         "an input word accepted while the previous image runs (active high)")
     rng = np.random.default_rng([seed, 1])       # the handshake's own stream of the run seed
     payload_bits = params.buffers[0].word_bits
     # the image whose processing a mid-image reset interrupts (random handshakes, 3+ images)
@@ -120,6 +140,7 @@ async def run_network(dut):
     async def gap():
         """Random handshakes: i.valid low for 1-6 cycles, a random word on the bus."""
         dut.i__valid.value = 0
+        coverage.hit("i: gap before a word")
         for _ in range(int(rng.integers(1, 7))):
             dut.i__payload.value = int(rng.integers(0, 1 << min(payload_bits, 62)))
             await FallingEdge(dut.clk)
@@ -137,6 +158,8 @@ async def run_network(dut):
                     await gap()
                 dut.i__payload.value = w
                 dut.i__valid.value = 1
+                if int(dut.active.value):
+                    coverage.hit("input loaded while an image computes")
                 await FallingEdge(dut.clk)
             dut.i__valid.value = 0
 
@@ -210,10 +233,15 @@ async def run_network(dut):
             if len(mismatches) <= 5:
                 dut._log.error("image %d: %s", n + offset, "; ".join(problems[:3]))
         await FallingEdge(dut.clk)
-        if handshake == "random" and rng.random() < 0.5:
-            # the result waits for o.ready: it must stay valid and unchanged
+        if handshake == "random" and n % 5 < 4:
+            # the result waits for o.ready: it must stay valid and unchanged. The stall
+            # lengths cycle through the coverage classes (1, 2-3, 4-15, 16-39 cycles; every
+            # fifth result is taken at once), random within a class.
             held = dut.o__payload.value.to_unsigned()
-            for _ in range(int(rng.integers(1, 40))):
+            lo, hi = ((1, 1), (2, 3), (4, 15), (16, 39))[n % 5]
+            stall = int(rng.integers(lo, hi, endpoint=True))
+            coverage.hit(f"o: stall of {stall_class(stall)} cycles")
+            for _ in range(stall):
                 await FallingEdge(dut.clk)
                 assert int(dut.o__valid.value) and dut.o__payload.value.to_unsigned() == held, \
                     f"image {n + offset}: the result changed or was withdrawn while o.ready was low"
@@ -225,6 +253,9 @@ async def run_network(dut):
 
     steady = np.diff(result_times) / CLOCK_NS if count > 1 else np.array([result_times[0] / CLOCK_NS])
     assert compared == count, f"{compared} results compared for {count} images sent"
+    top = golden.scores.max(axis=1, keepdims=True)
+    coverage.hit("argmax tie", int(np.sum((golden.scores == top).sum(axis=1) > 1)))
+    coverage.hit("reset mid-image", resets)
     if handshake == "back_to_back":
         cycles_seen = sorted({int(c) for c in steady}) if count > 1 else []
     else:   # stalls and the reset make the intervals random: nothing to check
@@ -266,3 +297,4 @@ async def run_network(dut):
     if cycles_seen is not None and count > 1 and CONFIG.get("check_intervals", True):
         assert cycles_seen == [params.compute_cycles_per_image], \
             f"image intervals {cycles_seen} cycles, expected {params.compute_cycles_per_image}"
+    coverage.closure()

@@ -20,8 +20,20 @@ from cocotb.triggers import FallingEdge, ReadOnly
 from golden.analog.chip_state import ProgrammedChip, analog_read
 from golden.chip import ChipConfig
 from golden.mapping import crossbar_read
+from sim.coverage import Coverage
 
 CONFIG = json.loads(os.environ["MBNN_PARAMS"])
+
+# Functional coverage (sim.coverage): the last test fails if any bin was never hit.
+COVERAGE = Coverage("crossbar")
+COVERAGE.declare("no word line driven", "a read with every input 0")
+COVERAGE.declare("every word line driven", "a read with every input 1")
+if CONFIG.get("expect_saturation"):
+    COVERAGE.declare("saturated high", "a column sum above the ADC's largest code")
+    COVERAGE.declare("saturated low", "a column sum below the ADC's smallest code")
+if CONFIG["kind"] == "boundary":
+    COVERAGE.declare("within rounding of a decision boundary",
+                     "an ADC input within 1e-9 LSB of a rounding boundary")
 
 
 @cocotb.test()
@@ -54,6 +66,13 @@ async def codes_match_golden(dut):
             dut.tile.value = tile
             dut.wl.value = int("".join(map(str, wl[::-1])), 2)
             raw = wl.astype(np.int64) @ weights[tile].astype(np.int64)
+            if not wl.any():
+                COVERAGE.hit("no word line driven")
+            if wl.all():
+                COVERAGE.hit("every word line driven")
+            top = (1 << (chip.adc_bits - 1)) - 1
+            COVERAGE.hit("saturated high", int(np.sum(raw > top)))
+            COVERAGE.hit("saturated low", int(np.sum(raw < -top - 1)))
             if kind == "targets":
                 want = crossbar_read(wl[None, :], weights[tile], chip)[0]
                 saturated += int(np.sum(raw != want))
@@ -61,7 +80,9 @@ async def codes_match_golden(dut):
                 want = analog_read(wl[None, :], state, tile, g_diff_s=g_diff)[0]
                 z = (state.v_read_v * (wl @ g_diff[tile])) / lsb_a * state.adc_gain[tile] \
                     + state.adc_offset_lsb[tile] + 0.5
-                near_boundary += int(np.sum(np.abs(z - np.round(z)) < 1e-9))
+                near = int(np.sum(np.abs(z - np.round(z)) < 1e-9))
+                near_boundary += near
+                COVERAGE.hit("within rounding of a decision boundary", near)
         else:
             dut.read.value = 0
         await ReadOnly()
@@ -85,3 +106,9 @@ async def codes_match_golden(dut):
         assert saturated > 0, "no read exercised ADC saturation"
     if kind == "boundary":
         assert near_boundary > reads, "the boundary set put too few reads on a boundary"
+
+
+@cocotb.test()
+async def coverage_closure(dut):
+    """Every declared coverage bin was hit by the test above (sim.coverage)."""
+    COVERAGE.closure()

@@ -18,6 +18,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 from golden.mapping import compile_model
 from golden.schedule import commands, entry_base
 from periphery.sequencer import command_layout
+from sim.coverage import STALL_CLASSES, Coverage, stall_class
 from sim.payload import PayloadCodec
 from sim.regressions import CORE_SETS
 from sim.scoreboard import InOrderScoreboard
@@ -29,6 +30,17 @@ LAYER_GAP = _CONFIG["layer_gap"]
 CODEC = PayloadCodec(command_layout(MAPPED))
 SLOTS = CODEC.fields["slot_addr"][3]
 ENTRY_BASE = entry_base(MAPPED)
+
+# Functional coverage (sim.coverage): the last test fails if any bin was never hit.
+COVERAGE = Coverage("sequencer")
+for _l in range(len(MAPPED.layers) - 1):
+    COVERAGE.declare(f"layer gap {_l}->{_l + 1}", f"the gap between layers {_l} and {_l + 1}, "
+                     f"exactly {LAYER_GAP} idle cycles")
+COVERAGE.declare("image turnaround", "an image's first command right after the previous "
+                 "image's last")
+COVERAGE.declare("idle without start", "no command and idle high while start is low")
+for _c in STALL_CLASSES[:3]:
+    COVERAGE.declare(f"cmd: stall of {_c} cycles", f"a command held {_c} cycles by cmd.ready")
 
 
 def expected_payload(cmd) -> dict:
@@ -70,6 +82,7 @@ class SequencerTB:
             self.scoreboard.expected.extend(self.golden)
         cycle, started, budget = 0, 0, images * (len(self.golden) + 50) * (
             4 if self.backpressure else 1) + 1000
+        stalled = 0
         while self.scoreboard.expected and cycle < budget:
             await FallingEdge(self.dut.clk)
             cycle += 1
@@ -81,8 +94,16 @@ class SequencerTB:
                 started += 1
             if int(self.dut.layer0_done.value):
                 self.layer0_done_cycles.append(cycle)
+            if int(self.dut.cmd__valid.value) and not ready:
+                stalled += 1
             if ready and int(self.dut.cmd__valid.value):
                 beat = CODEC.unpack(self.dut.cmd__payload.value.to_unsigned())
+                if stalled:
+                    COVERAGE.hit(f"cmd: stall of {stall_class(stalled)} cycles")
+                stalled = 0
+                if self.taken and self.taken[-1][1]["layer"] == len(MAPPED.layers) - 1 \
+                        and beat["layer"] == 0:
+                    COVERAGE.hit("image turnaround")
                 self.taken.append((cycle, beat))
                 self.scoreboard.observe(beat)
         self.scoreboard.check()
@@ -115,6 +136,36 @@ async def layer_gap_and_throughput(dut):
         want = 1 + (LAYER_GAP if layers[k] != layers[k - 1] else 0)
         assert cycles[k] - cycles[k - 1] == want, \
             f"command {k}: {cycles[k] - cycles[k - 1]} cycles after the previous, expected {want}"
+        if layers[k] != layers[k - 1]:
+            COVERAGE.hit(f"layer gap {layers[k - 1]}->{layers[k]}")
     await FallingEdge(dut.clk)
     await ReadOnly()
     assert int(dut.idle.value) == 1
+
+
+@cocotb.test()
+async def idle_without_start(dut):
+    """With ``start`` low the sequencer stays idle and issues nothing, before its first image
+    and after the last command of an image, however long ``cmd.ready`` is high."""
+    tb = SequencerTB(dut, 0.0)
+    await tb.start()
+
+    async def quiet(cycles: int, when: str) -> None:
+        for _ in range(cycles):
+            await FallingEdge(dut.clk)
+            dut.start.value = 0
+            dut.cmd__ready.value = 1
+            await ReadOnly()
+            assert int(dut.cmd__valid.value) == 0, f"a command {when} without start"
+            assert int(dut.idle.value) == 1, f"not idle {when} without start"
+        COVERAGE.hit("idle without start")
+
+    await quiet(50, "before the first image")
+    await tb.run_images(1)
+    await quiet(2 * LAYER_GAP + 50, "after the image's last command")
+
+
+@cocotb.test()
+async def coverage_closure(dut):
+    """Every declared coverage bin was hit by the tests above (sim.coverage)."""
+    COVERAGE.closure()
