@@ -34,7 +34,7 @@ Ports
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -178,9 +178,20 @@ class BnnCore(wiring.Component):
                      meta1.write_addr.eq(cmd.write_addr), meta1.write_chunk.eq(cmd.write_chunk)]
 
         # --- t+2: accumulate the codes ------------------------------------------------------
-        m.d.comb += [acc.i.valid.eq(self.xb.valid), acc.i.payload.codes.eq(self.xb.codes),
-                     acc.i.payload.first.eq(meta2.first), acc.i.payload.last.eq(meta2.last),
-                     acc.i.payload.entry.eq(meta2.entry), acc.o.ready.eq(1)]
+        # The payload is assigned whole, from one concatenation in its layout's field order:
+        # field by field, Yosys emits partial assignments of one net, which Icarus resolves
+        # through a strength-aware concatenation whose every reader converts all 1000+ bits
+        # one by one (the MLP core simulated 2.3x slower so). Amaranth then connects the
+        # accumulator instance through two ports named port$N$k (codes, and the rest).
+        sources = {"codes": self.xb.codes, "first": meta2.first, "last": meta2.last,
+                   "entry": meta2.entry}
+        parts = []
+        for name, field in acc.i.payload.shape():
+            part = Value.cast(sources[name])
+            assert len(part) == Shape.cast(field.shape).width, f"accumulator input {name}"
+            parts.append(part)
+        m.d.comb += [acc.i.valid.eq(self.xb.valid), acc.i.payload.eq(Cat(*parts)),
+                     acc.o.ready.eq(1)]
         meta3 = Signal(_meta_layout(p))
         with m.If(self.xb.valid & meta2.last):
             m.d.sync += meta3.eq(meta2)

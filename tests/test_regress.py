@@ -245,7 +245,7 @@ FAULTS = [
     ("input accepted while the pipeline stalls (a dropped beat)", "bn_binarize/c10_w8_k100",
      "bn_binarize.v", r"assign i__ready = [^;]*;", "assign i__ready = 1'b1;"),
     ("bit 0 of lane 1's running sum stuck at 1", "accumulator/l5_c4_t7", "accumulator.v",
-     r"(assign \\\$\d+  = )(\$signed\(code1\) \+ \$signed\(sum1\));", r"\1(\2) | 1;"),
+     r"(assign \\\$\d+  = )(\$signed\(i__payload\[7:4\]\) \+ \$signed\(sum1\));", r"\1(\2) | 1;"),
     ("ADC saturation bound off by one", "crossbar/diff_16x8_adc3", "mbnn_crossbar.v",
      r"(CODE_MAX = \(1 << \(ADC_BITS - 1\)\) - )1;", r"\g<1>2;"),
     ("core ignores o.ready", "network/tiny_16x8", "bnn_system.v",
