@@ -115,6 +115,11 @@ class AccumulatorModel:
         self._sum = np.zeros(params.lanes, np.int64)
         self._terms = 0
 
+    def reset(self) -> None:
+        """The state after the block's reset: every running sum zero, no beats counted (a run
+        that then starts without ``first`` sums from zero)."""
+        self._sum[:], self._terms = 0, 0
+
     def step(self, codes, first: bool, last: bool, entry: int) -> np.ndarray | None:
         """One accepted beat; returns the output values when ``last``."""
         p = self.params

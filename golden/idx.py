@@ -7,6 +7,7 @@ followed by one 32-bit size per dimension and the raw data. Files may be gzip-co
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,8 @@ def read_idx(path: str | Path, **expect) -> np.ndarray:
     Keyword arguments are passed to :func:`parse_idx`.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IdxFormatError(f"{path}: is a directory, expected an IDX file")
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
     try:
@@ -98,6 +101,6 @@ def read_idx(path: str | Path, **expect) -> np.ndarray:
                 raw = f.read()
         else:
             raw = path.read_bytes()
-    except (OSError, EOFError) as exc:  # gzip raises these on corrupt or truncated streams
+    except (OSError, EOFError, zlib.error) as exc:   # a corrupt or truncated gzip stream
         raise IdxFormatError(f"{path}: cannot decompress: {exc}") from exc
     return parse_idx(raw, name=str(path), **expect)

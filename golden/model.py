@@ -17,6 +17,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -345,13 +346,26 @@ def load_model(path: str | Path) -> BnnModel:
         match the architecture, weights not ±1, thresholds not integral or out of range.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFormatError(f"{path}: is a directory, expected a model file (.npz)")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as exc:
+        loaded = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
         raise ModelFormatError(f"{path}: not a readable mbnn model file ({exc})") from exc
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ModelFormatError(f"{path}: a single .npy array, expected an .npz model archive "
+                               f"(mbnn train --out writes one)")
+    member = None
+    try:
+        with loaded as z:
+            arrays = {}
+            for member in z.files:
+                arrays[member] = z[member]
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError) as exc:
+        raise ModelFormatError(f"{path}: not a readable mbnn model file (member {member!r}: "
+                               f"{exc})") from exc
     if "metadata" not in arrays:
         raise ModelFormatError(f"{path}: no metadata record")
     try:

@@ -193,8 +193,24 @@ class _BatchNorm:
         self.cache = (xhat, inv)
         return xhat * self.gamma.astype(np.float32) + self.beta.astype(np.float32)
 
-    def forward_eval(self, a):
-        """The float64 specification (same expression as golden.bn_fold.bn_sign_reference)."""
+    def forward_eval(self, a, integral: bool = False):
+        """The float64 specification (same expression as golden.bn_fold.bn_sign_reference).
+
+        ``integral``: ``a`` holds integers (a binary layer's pre-activation on an ideal read).
+        The expression is then evaluated once per channel and distinct value, with the same
+        operations in the same order, and looked up: bit-identical, about twice as fast on a
+        convolution's activations."""
+        if integral and a.size:
+            lo, hi = int(a.min()), int(a.max())
+            channels = a.shape[-1]
+            if (hi - lo + 1) * channels * 8 <= a.size:
+                grid = np.arange(lo, hi + 1, dtype=np.float64)[:, None]
+                table = self.gamma * (grid - self.mean) / np.sqrt(self.var + self.eps) + self.beta
+                index = a.astype(np.intp)
+                index -= lo
+                index *= channels
+                index += np.arange(channels)
+                return np.take(table.ravel(), index)
         a = a.astype(np.float64)
         return self.gamma * (a - self.mean) / np.sqrt(self.var + self.eps) + self.beta
 
@@ -303,7 +319,8 @@ class _Net:
             self.cache.append(entry)
             if self.bns[i] is None or i == stop:
                 return a
-            y = self.bns[i].forward_train(a) if train else self.bns[i].forward_eval(a)
+            y = self.bns[i].forward_train(a) if train else \
+                self.bns[i].forward_eval(a, integral=reads is None)
             if spec.pool > 1:
                 n, h, wd, c = y.shape
                 p = spec.pool

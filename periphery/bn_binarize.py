@@ -8,8 +8,10 @@ Ports
 ``i``   stream of ``{value: signed(acc_width), channel}`` -- one channel per beat, in any order.
 ``o``   stream of ``{bit, channel}`` -- one beat per input beat, in input order.
 ``cfg`` table write port (``en``, ``addr``, ``threshold``, ``invert``); one entry per cycle.
-``busy`` high while a beat is in flight. Write the table only while ``busy`` is low: a beat
-        already past the table read keeps the entry it read.
+``busy`` high while a beat is in flight. The table may be written at any time: a beat
+        accepted in the cycle of a write to its channel sees the new entry (the table read is
+        transparent), a beat already past the table read keeps the entry it read (tested:
+        ``table_writes_while_streaming`` in ``sim/tb/tb_bn_binarize.py``).
 
 Timing: a two-stage pipeline (synchronous table read, then compare into the output register).
 Throughput is one beat per cycle under no backpressure; latency is ``params.latency`` cycles.

@@ -473,6 +473,12 @@ def _cmd_infer(args) -> int:
         raise ValueError(f"--crossbar compiled is the crossbar's VPI read for Icarus; "
                          f"--sim {args.sim} takes --crossbar behavioural (Verilator compiles the "
                          f"Verilog crossbar itself)")
+    # a missing simulator is reported before anything is generated or written
+    from sim import toolchain
+    if args.sim != "golden":
+        toolchain.require(args.sim)
+    if args.crossbar == "vacask":
+        toolchain.require("vacask")
     summary = _run_inference(args.model, args.config, args.sim, args.images, args.offset,
                              not args.no_layer_check, Path(args.build), args.seed,
                              device=args.device, drift_s=args.drift_s, crossbar=args.crossbar,

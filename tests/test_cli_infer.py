@@ -87,3 +87,21 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, messag
     assert (tmp_path / "file").read_text() == "the user's file\n"
     assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's notes\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "file", "mine"]
+
+
+@pytest.mark.parametrize("sim, path, missing", [
+    ("icarus", "venv", "iverilog, vvp"),        # Icarus not installed
+    ("verilator", "", "perl, make, c++"),       # an empty PATH: Verilator's build tools gone
+])
+def test_a_missing_simulator_is_named_before_anything_is_written(tmp_path, sim, path, missing):
+    env = {"PATH": str(Path(sys.executable).parent) if path == "venv" else path,
+           "HOME": str(tmp_path)}
+    build = tmp_path / "build"
+    r = subprocess.run([sys.executable, "-m", "sim.cli", "infer", "--model", "models/mlp.npz",
+                        "--sim", sim, "--images", "3", "--build", str(build)],
+                       capture_output=True, text=True, cwd=REPO, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"simulator '{sim}' not" in lines[0] and f"({missing} not on" in \
+        lines[0], r.stderr
+    assert not build.exists(), "generated before the simulator check"

@@ -75,6 +75,16 @@ def test_truncated_and_corrupt_gzip(tmp_path):
         read_idx(tmp_path / "junk.gz")
     with pytest.raises(FileNotFoundError, match="IDX file not found"):
         read_idx(tmp_path / "missing.gz")
+    # a damaged deflate stream (valid header, bytes flipped inside the compressed data)
+    data = bytearray(gzip.compress(idx_bytes(np.arange(5000, dtype=np.uint16) % 251)))
+    for k in range(20, 40):
+        data[k] ^= 0xFF
+    (tmp_path / "damaged.gz").write_bytes(bytes(data))
+    with pytest.raises(IdxFormatError, match="damaged.gz: cannot decompress"):
+        read_idx(tmp_path / "damaged.gz")
+    (tmp_path / "dir.gz").mkdir()
+    with pytest.raises(IdxFormatError, match="dir.gz: is a directory, expected an IDX file"):
+        read_idx(tmp_path / "dir.gz")
 
 
 def test_mnist_with_wrong_shape_is_rejected(tmp_path):

@@ -1,7 +1,10 @@
 """Model files: round trip, validation of corrupt / mismatched files, golden inference."""
 
+import dataclasses
 import json
 import zipfile
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,11 +52,10 @@ def test_inference_matches_a_hand_chained_reference(seed):
     evaluated directly (no folded thresholds) for a model whose BN is known."""
     rng = np.random.default_rng(seed)
     ws = [rng.choice(np.array([-1, 1], np.int8), size=TINY.weight_shape(i)) for i in range(3)]
-    bns = [random_batchnorm(rng, 3, -9, 9), random_batchnorm(rng, 5, -12, 12)]
-    layers = [Layer(ws[0], fold_batchnorm(bns[0], *preactivation_range(TINY, 0, ws[0]))),
-              Layer(ws[1], fold_batchnorm(bns[1], -12, 12)), Layer(ws[2])]
-    model = BnnModel(TINY, layers)
     pixels = (rng.random((40, 6, 6)) < 0.4).astype(np.uint8)
+    # each layer folded on its real pre-activation range (a narrower one would clamp
+    # thresholds that the float batch-norm below does not)
+    ranges = [preactivation_range(TINY, i, ws[i]) for i in range(2)]
 
     def bn_sign(a, bn, axis):
         shape = [1] * a.ndim
@@ -61,10 +63,30 @@ def test_inference_matches_a_hand_chained_reference(seed):
         g, b, m, v = (p.reshape(shape) for p in (bn.gamma, bn.beta, bn.mean, bn.var))
         return np.where(g * (a - m) / np.sqrt(v + bn.eps) + b >= 0, 1, -1)
 
+    def centred_batchnorm(a, axis, lo, hi):
+        """Random batch-norm parameters with each channel's mean near the median of its
+        pre-activation, so the outputs tend to change from image to image."""
+        bn = random_batchnorm(rng, a.shape[axis], int(lo.min()), int(hi.max()))
+        other = tuple(k for k in range(a.ndim) if k != axis)
+        centre = np.median(a, axis=other) + rng.uniform(-0.5, 0.5, a.shape[axis])
+        return dataclasses.replace(bn, mean=centre)
+
     a0 = binary_conv2d(pixels[:, None], ws[0], 1, Domain.UNIPOLAR)
-    x1 = maxpool2d(bn_sign(a0, bns[0], 1), 2).reshape(40, -1)
-    x2 = bn_sign(binary_dense(x1, ws[1], Domain.BIPOLAR), bns[1], 1)
-    scores = binary_dense(x2, ws[2], Domain.BIPOLAR)
+    # random batch-norms (some channels constant by design: gamma = 0, tiny gamma, large
+    # beta) until the stimulus moves the outputs -- agreement on constant outputs proves
+    # nothing
+    for _ in range(50):
+        bn0 = centred_batchnorm(a0, 1, *ranges[0])
+        x1 = maxpool2d(bn_sign(a0, bn0, 1), 2).reshape(40, -1)
+        a1 = binary_dense(x1, ws[1], Domain.BIPOLAR)
+        bn1 = centred_batchnorm(a1, 1, *ranges[1])
+        x2 = bn_sign(a1, bn1, 1)
+        scores = binary_dense(x2, ws[2], Domain.BIPOLAR)
+        if len(np.unique(scores, axis=0)) >= 2:
+            break
+    assert len(np.unique(scores, axis=0)) >= 2, f"seed {seed}: no batch-norm moved the scores"
+    model = BnnModel(TINY, [Layer(ws[0], fold_batchnorm(bn0, *ranges[0])),
+                            Layer(ws[1], fold_batchnorm(bn1, *ranges[1])), Layer(ws[2])])
     got = infer(model, pixels, keep_layers=True)
     assert np.array_equal(got.scores, scores)
     assert np.array_equal(got.predictions, np.argmax(scores, axis=1))
@@ -126,6 +148,34 @@ def test_truncated_pickled_and_missing_files(tmp_path, seed):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         load_model(tmp_path / "nope.npz")
     assert zipfile.is_zipfile(path)
+
+
+def _damage_first_member(path: Path, dest: Path) -> Path:
+    """A copy of the archive ``path`` whose first member's deflate stream is damaged (the
+    zip directory and CRCs intact, so only decompression can notice)."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.infolist()[0]
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for k in range(start + 8, start + 40):
+        raw[k] ^= 0xFF
+    dest.write_bytes(bytes(raw))
+    return dest
+
+
+def test_damaged_npy_and_directory_models_are_named(tmp_path, seed):
+    path = save_model(tmp_path / "m.npz", random_model(TINY, seed))
+    damaged = _damage_first_member(path, tmp_path / "damaged.npz")
+    with pytest.raises(ModelFormatError, match=r"damaged.npz: not a readable mbnn model file "
+                                               r"\(member '[^']+': "):
+        load_model(damaged)
+    np.save(tmp_path / "w.npy", np.zeros(3))
+    with pytest.raises(ModelFormatError, match=r"w.npy: a single .npy array, expected an .npz"):
+        load_model(tmp_path / "w.npy")
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(ModelFormatError, match=r"dir.npz: is a directory, expected a model"):
+        load_model(tmp_path / "dir.npz")
 
 
 def test_architecture_validation_messages():

@@ -123,14 +123,14 @@ def test_parallel_run_with_seeds_writes_a_junit_report_and_merges(tmp_path):
     assert [c.get("name") for c in cases] == ["c1_w2[icarus, seed 11]", "c1_w2[icarus, seed 12]"]
     props = [{p.get("name"): p.get("value") for p in c.iter("property")} for c in cases]
     assert [p["seed"] for p in props] == ["11", "12"]
-    assert all(int(p["cocotb_passed"]) == 8 and p["cocotb_failed"] == "0" for p in props)
+    assert all(int(p["cocotb_passed"]) == 9 and p["cocotb_failed"] == "0" for p in props)
     # functional coverage in the report: every declared bin, hit at least once
     for p in props:
         bins = {k.removeprefix("coverage: "): int(v) for k, v in p.items()
                 if k.startswith("coverage: ")}
         assert {"ge: a-T=+0", "le: a-T=-1", "o: stall of 4-15 cycles"} <= set(bins)
         assert min(bins.values()) >= 1, bins
-    assert "bn_binarize   17/17" in r.stdout
+    assert "bn_binarize   19/19" in r.stdout
     assert all(c.find("failure") is None for c in cases)
     # waveforms were dumped and, the tests having passed, deleted
     assert not list((tmp_path / "build").rglob("*.fst"))

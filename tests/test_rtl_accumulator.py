@@ -15,4 +15,4 @@ def test_accumulator_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
     result = run_accumulator(name, simulator, build_root, seed=seed)
     # 4 traffic mixes of random_runs + range_extremes + throughput_and_latency + closure
-    check_cocotb_run(result, record_property, tests=7)
+    check_cocotb_run(result, record_property, tests=8)

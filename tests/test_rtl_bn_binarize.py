@@ -15,4 +15,4 @@ def test_bn_binarize_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
     result = run_bn_binarize(name, simulator, build_root, seed=seed)
     # 4 traffic mixes of random_stream + 3 directed tests + coverage closure
-    check_cocotb_run(result, record_property, tests=8)
+    check_cocotb_run(result, record_property, tests=9)

@@ -31,7 +31,7 @@ DEFAULT_RUNS = [
     ("mlp_128x128", "icarus-vpi", 100, 100),
     ("mlp_128x128", "verilator", 200, 200),
     ("cnn_128x128", "icarus-vpi", 2, 0),
-    ("cnn_128x128", "verilator", 20, 2),
+    ("cnn_128x128", "verilator", 200, 2),
 ]
 
 

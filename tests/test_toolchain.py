@@ -64,3 +64,15 @@ def test_ci_entry_sets_ci_itself():
              if l.strip() and not l.startswith("#")]
     assert "export CI=true" in lines and lines[-1] == "make test"
     assert lines.index("export CI=true") < lines.index("make test")
+
+
+def test_ci_runs_a_non_default_seed():
+    """CI runs another seed than the default developers get locally (both must pass)."""
+    import subprocess
+    from sim.runner import DEFAULT_SEED
+    script = (REPO_ROOT / ".ci" / "run").read_text()
+    # the seed the script exports when none is given: evaluate its export line alone
+    line = next(l for l in script.splitlines() if l.startswith("export MBNN_SEED="))
+    out = subprocess.run(["bash", "-c", f"unset MBNN_SEED; {line}; echo $MBNN_SEED"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out.isdigit() and int(out) != DEFAULT_SEED

@@ -127,3 +127,19 @@ def test_col2im_is_the_adjoint_of_im2col(seed):
     lhs = float((cols.astype(np.float64) * c).sum())
     rhs = float((x.astype(np.float64) * _col2im_nhwc(c, x.shape, 3, 1)).sum())
     assert lhs == pytest.approx(rhs, rel=1e-5)
+
+
+def test_batchnorm_lookup_is_bit_identical_to_the_expression(seed):
+    """The integral fast path of the float network's inference batch-norm evaluates the same
+    expression once per (value, channel) and looks it up: every output bit-identical."""
+    from golden.train import _BatchNorm
+    rng = np.random.default_rng(seed)
+    bn = _BatchNorm(16, 1e-5, 0.1)
+    bn.gamma, bn.beta = rng.normal(size=16), rng.normal(size=16)
+    bn.mean, bn.var = rng.normal(size=16) * 20, rng.random(16) * 50 + 1e-3
+    a = rng.integers(-150, 150, size=(40, 9, 7, 16)).astype(np.float32)
+    fast, plain = bn.forward_eval(a, integral=True), bn.forward_eval(a)
+    assert fast.dtype == plain.dtype == np.float64
+    assert np.array_equal(fast, plain)
+    expected = bn.gamma * (a.astype(np.float64) - bn.mean) / np.sqrt(bn.var + bn.eps) + bn.beta
+    assert np.array_equal(fast, expected)

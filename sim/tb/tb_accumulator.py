@@ -35,9 +35,17 @@ if PARAMS.entries >= 2:     # the seeded table makes both ends reachable (regres
 COVERAGE.declare("run of 1 beat", "a run that is first and last at once")
 if PARAMS.max_terms > 1:
     COVERAGE.declare("run of max_terms beats", "a run of the longest length")
+# The regression tables hold both values of the double flag from three entries on
+# (sim.regressions.accumulator_table); a one-entry table has one of them.
 for _kind, _flag in (("doubled", True), ("plain", False)):
-    if _flag in TABLE["double"]:
+    if PARAMS.entries >= 3 or _flag in TABLE["double"]:
         COVERAGE.declare(f"{_kind} entry", f"a run on an entry with double={_flag}")
+if PARAMS.max_terms >= 2:
+    COVERAGE.declare("reset mid-run", "a reset after some beats of a run, before its last")
+    COVERAGE.declare("run continuing the previous sums",
+                     "a run whose first beat has first=0, after a completed run")
+COVERAGE.declare("run without first after reset", "a run after reset whose first beat has "
+                 "first=0 (it sums from zero)")
 COVERAGE.declare("i: back-to-back beats", "input beats accepted on consecutive cycles")
 for _c in STALL_CLASSES[:3]:
     COVERAGE.declare(f"i: gap of {_c} cycles", f"{_c} idle or refused cycles between beats")
@@ -179,6 +187,47 @@ async def throughput_and_latency(dut):
     lasts = [c for c, b in zip(acc, beats) if b["last"]]
     delays = {o - a for a, o in zip(lasts, tb.output_cycles)}
     assert delays == {tb.params.latency}, f"latencies {sorted(delays)}"
+
+
+@cocotb.test()
+async def reset_mid_run_and_runs_without_first(dut):
+    """A reset in the middle of a run drops it; a run that then starts without ``first`` sums
+    from zero, and one that follows a completed run without ``first`` continues its sums (the
+    golden model's rules, AccumulatorModel.step and .reset)."""
+    tb = AccumulatorTB(dut, 0.2, 0.2)
+    p = tb.params
+    await tb.start()
+
+    def run(length: int, first: bool) -> list[dict]:
+        entry = int(tb.np_rng.integers(0, p.entries))
+        return [{"codes": tb.np_rng.integers(p.code_min, p.code_max, size=p.lanes,
+                                             endpoint=True).tolist(),
+                 "first": int(first and t == 0), "last": int(t == length - 1), "entry": entry}
+                for t in range(length)]
+
+    for _ in range(3):
+        beats = tb.runs(4)
+        if p.max_terms >= 2:
+            # the start of a run (1 .. max_terms - 1 beats), cut by the reset below
+            beats += run(int(tb.np_rng.integers(2, p.max_terms, endpoint=True)), True)[:-1]
+        tb.source.send(beats)
+        await tb.wait_idle(200 + 20 * len(beats))
+        await tb.reset()
+        tb.model.reset()
+        if p.max_terms >= 2:
+            COVERAGE.hit("reset mid-run")
+        after = run(int(tb.np_rng.integers(1, p.max_terms, endpoint=True)), False)
+        tb.source.send(after)
+        await tb.wait_idle(200 + 20 * len(after))
+        COVERAGE.hit("run without first after reset")
+    if p.max_terms >= 2:
+        a = int(tb.np_rng.integers(1, p.max_terms))
+        b = int(tb.np_rng.integers(1, p.max_terms - a, endpoint=True))
+        beats = run(a, True) + run(b, False)
+        tb.source.send(beats)
+        await tb.wait_idle(200 + 20 * len(beats))
+        COVERAGE.hit("run continuing the previous sums")
+    tb.check()
 
 
 @cocotb.test()

@@ -12,6 +12,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb.utils import get_sim_time
 
 from golden.bn_binarize import BNBinarizeModel, BNBinarizeParams
 from golden.bn_fold import FOLD_LIMIT, FoldedThreshold, fold_batchnorm
@@ -34,6 +35,10 @@ for _direction, _invert in (("ge", 0), ("le", 1)):
 COVERAGE.declare("constant channel", "a beat on a channel whose threshold is the range "
                  "minimum (its output never changes)")
 COVERAGE.declare("reset with beats in flight", "reset while the pipeline holds beats")
+COVERAGE.declare("write to the channel of a beat accepted in the same cycle",
+                 "a table write the accepted beat must see (the read-during-write bypass)")
+COVERAGE.declare("write while a beat waits in the pipeline",
+                 "a table write to the channel of a beat already past the table read")
 COVERAGE.declare("i: back-to-back beats", "input beats accepted on consecutive cycles")
 COVERAGE.declare("o: back-to-back beats", "output beats taken on consecutive cycles")
 for _c in STALL_CLASSES[:3]:
@@ -65,10 +70,15 @@ class BNBinarizeTB(ClockedStreamTB):
                                self.rng, backpressure_probability, on_beat=self._on_output,
                                reset=dut.rst, coverage=COVERAGE)
         dut.cfg__en.value = 0
+        self.last_write: tuple[float, int] | None = None   # (sim time, channel)
+        self.in_flight: list[int] = []     # channels of accepted beats not yet output
 
     def _on_accept(self, beat: dict) -> None:
         self.accept_cycles.append(self.cycle)
         c = beat["channel"]
+        if self.last_write == (get_sim_time("ns"), c):
+            COVERAGE.hit("write to the channel of a beat accepted in the same cycle")
+        self.in_flight.append(c)
         d = beat["value"] - int(self.model.threshold[c])
         if abs(d) <= 1:
             COVERAGE.hit(f"{'le' if self.model.invert[c] else 'ge'}: a-T={d:+d}")
@@ -78,6 +88,8 @@ class BNBinarizeTB(ClockedStreamTB):
         self.scoreboard.expect({"bit": bit, "channel": beat["channel"]})
 
     def _on_output(self, beat: dict) -> None:
+        if self.in_flight:
+            self.in_flight.pop(0)
         if self.output_cycles and self.output_cycles[-1] == self.cycle - 1:
             COVERAGE.hit("o: back-to-back beats")
         self.output_cycles.append(self.cycle)
@@ -238,6 +250,50 @@ async def reload_and_reset(dut):
     tb.source.send(tb.random_beats(200))   # still the pre-reset table
     await tb.wait_idle()
     tb.check()
+
+
+@cocotb.test()
+async def table_writes_while_streaming(dut):
+    """Table writes while beats stream, often to the channel of the beat being offered: a beat
+    sees a write made in the cycle it is accepted (the table read is transparent) and keeps
+    the entry it read if a write comes after (the golden model is written at the write's
+    cycle, before that cycle's accepted beat is evaluated)."""
+    tb = BNBinarizeTB(dut, 0.3, 0.3)
+    p = tb.params
+    await tb.start()
+    await tb.load(tb.random_folded())
+    tb.source.send(tb.random_beats(_beats_for(p)))
+    mask = (1 << p.acc_width) - 1
+    writes = 0
+    while not tb.source.idle:
+        await FallingEdge(dut.clk)
+        if tb.rng.random() < 0.5:
+            dut.cfg__en.value = 0
+            continue
+        offered = tb.source.offered
+        if offered is not None and tb.rng.random() < 0.7:
+            # a threshold within one of the offered value, so the write decides its bit
+            c = offered["channel"]
+            t = offered["value"] + tb.rng.choice((-1, 0, 1))
+        else:
+            c = tb.rng.randrange(p.channels)
+            t = tb.rng.randint(p.preact_min, p.preact_max)
+        t = min(max(t, p.preact_min, -FOLD_LIMIT), p.preact_max, FOLD_LIMIT)
+        inv = tb.rng.random() < 0.5
+        tb.model.write(c, t, inv)
+        tb.last_write = (get_sim_time("ns"), c)
+        if c in tb.in_flight:
+            COVERAGE.hit("write while a beat waits in the pipeline")
+        dut.cfg__en.value = 1
+        dut.cfg__addr.value = c
+        dut.cfg__threshold.value = t & mask
+        dut.cfg__invert.value = int(inv)
+        writes += 1
+    await FallingEdge(dut.clk)
+    dut.cfg__en.value = 0
+    await tb.wait_idle()
+    tb.check()
+    assert writes > 0
 
 
 @cocotb.test()
