@@ -705,6 +705,18 @@ def _evaluate_figure(plots, out: dict, parameter: str | None, device: str):
         chips=out["chips"], images=out["images"]))
 
 
+def _shard_chips(chips: int, shard: tuple[int, int] | None) -> list[int] | None:
+    """Chip indices of shard ``I/N``: every N-th chip from chip I - 1 (chips cost the same,
+    so round robin balances them); None without a shard."""
+    if shard is None:
+        return None
+    i, n = shard
+    if n > chips:
+        raise ValueError(f"--shard {i}/{n}: {chips} chips cannot fill {n} shards "
+                         f"(expected N <= --chips)")
+    return list(range(i - 1, chips, n))
+
+
 def _cmd_evaluate(args) -> int:
     import json
 
@@ -716,6 +728,14 @@ def _cmd_evaluate(args) -> int:
     plots = None
     if args.plot is not None:
         from sim import plots   # matplotlib: imported now, so a broken install fails first
+    if args.merge:
+        return _report_evaluation(_merge_evaluations(args.merge), args, plots)
+    if args.shard and not args.json:
+        raise ValueError(f"--shard {args.shard[0]}/{args.shard[1]} gives a partial result: "
+                         f"add --json (and combine the shards with --merge)")
+    if args.shard and args.plot is not None:
+        raise ValueError("--plot draws whole runs: plot the --merge of the shards")
+    indices = _shard_chips(args.chips, args.shard)
     model = load_model(args.model)
     base = _chip(args.config, args.device)
     fixed = {k: getattr(args, k.replace("-", "_")) for k in _EVAL_PARAMS
@@ -755,35 +775,125 @@ def _cmd_evaluate(args) -> int:
     results = []
     for v, chip, drift in chips:
         acc = evaluate_chips(model, chip, pixels, labels, args.chips, args.seed, drift,
-                             progress=progress, calibration_pixels=calibration)
+                             progress=progress, calibration_pixels=calibration, indices=indices)
         row = dict(acc.as_dict(), value=v, device=chip.device.record(),
                    r_wire_ohm=chip.r_wire_ohm, adc_bits=chip.adc_bits)
+        if indices is not None:
+            row["chip_indices"] = indices
         results.append(row)
-        if not args.json:
-            label = f"{sweep_name} = {v:g}: " if sweep_name else ""
-            print(f"{label}accuracy over {args.chips} chips: mean {100 * row['mean']:.2f}%, std "
-                  f"{100 * row['std']:.2f}, min {100 * row['min']:.2f}%, max "
-                  f"{100 * row['max']:.2f}% (ideal chip {100 * row['ideal_accuracy']:.2f}%)")
-            if "calibrated" in row:
-                cal = row["calibrated"]
-                print(f"{' ' * len(label)}calibrated on {args.calibrate} training images: mean "
-                      f"{100 * cal['mean']:.2f}%, std {100 * cal['std']:.2f}, min "
-                      f"{100 * cal['min']:.2f}%, max {100 * cal['max']:.2f}%")
     out = {"model": str(args.model), "images": args.images, "chips": args.chips,
            "seed": args.seed, "sweep": sweep_name, "results": results,
            "calibration_images": args.calibrate,
            "wall_s": time.perf_counter() - t0}
+    if args.shard:
+        out["shard"] = list(args.shard)
+    return _report_evaluation(out, args, plots)
+
+
+def _report_evaluation(out: dict, args, plots) -> int:
+    """Print an evaluation record (a run's, or the merge of its shards') and draw its plot."""
+    import json
+    sweep_name, results = out["sweep"], out["results"]
+    if not args.json:
+        for row in results:
+            label = f"{sweep_name} = {row['value']:g}: " if sweep_name else ""
+            print(f"{label}accuracy over {row['chips']} chips: mean {100 * row['mean']:.2f}%, "
+                  f"std {100 * row['std']:.2f}, min {100 * row['min']:.2f}%, max "
+                  f"{100 * row['max']:.2f}% (ideal chip {100 * row['ideal_accuracy']:.2f}%)")
+            if "calibrated" in row:
+                cal = row["calibrated"]
+                print(f"{' ' * len(label)}calibrated on {out['calibration_images']} training "
+                      f"images: mean {100 * cal['mean']:.2f}%, std {100 * cal['std']:.2f}, min "
+                      f"{100 * cal['min']:.2f}%, max {100 * cal['max']:.2f}%")
     if plots is not None:
-        fig = _evaluate_figure(plots, out, sweep_name, base.device.preset)
+        fig = _evaluate_figure(plots, out, sweep_name, results[0]["device"]["preset"])
         out["plot"] = str(plots.write_png(fig, args.plot))
     if args.json:
         print(json.dumps(out, sort_keys=True))
     else:
-        print(f"{len(results) * args.chips} chips x {args.images} images in "
-              f"{out['wall_s']:.1f} s (read noise on every read)")
+        merged = f" (merged from {len(out['merged_from'])} shards)" if "merged_from" in out \
+            else ""
+        print(f"{len(results) * out['chips']} chips x {out['images']} images in "
+              f"{out['wall_s']:.1f} s{merged} (read noise on every read)")
         if plots is not None:
             print(f"plot: {out['plot']}")
     return 0
+
+
+# What every shard of one evaluation must share (and the merge keeps)
+_SHARD_KEYS = ("model", "images", "chips", "seed", "sweep", "calibration_images")
+
+
+def _merge_evaluations(files: list[str]) -> dict:
+    """The record of a whole ``evaluate`` run from the ``--json`` records of its shards:
+    every chip of every sweep point exactly once, statistics recomputed in chip order --
+    the same record the unsharded run prints, but for ``wall_s`` (the shards' sum)."""
+    import json
+    from golden.analog.evaluate import chip_stats
+    shards = []
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            raise FileNotFoundError(f"--merge {f}: " + ("is a directory, expected a JSON file"
+                                                         if path.is_dir() else "not found"))
+        try:
+            record = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--merge {f}: not JSON ({exc})") from None
+        if not isinstance(record, dict) or "shard" not in record or not all(
+                "chip_indices" in r for r in record.get("results", [None])):
+            raise ValueError(f"--merge {f}: not the --json record of `mbnn evaluate --shard`")
+        shards.append((f, record))
+    first_file, first = shards[0]
+    n = first["shard"][1]
+    seen_shards = {}
+    for f, record in shards:
+        for key in _SHARD_KEYS:
+            if record[key] != first[key]:
+                raise ValueError(f"--merge {f}: {key} {record[key]!r} differs from "
+                                 f"{first[key]!r} in {first_file}")
+        if record["shard"][1] != n:
+            raise ValueError(f"--merge {f}: shard {record['shard'][0]}/{record['shard'][1]} "
+                             f"of another split than {first_file}'s (N = {n})")
+        if [r["value"] for r in record["results"]] != [r["value"] for r in first["results"]]:
+            raise ValueError(f"--merge {f}: sweep values differ from {first_file}'s")
+        i = record["shard"][0]
+        if i in seen_shards:
+            raise ValueError(f"--merge {f}: shard {i}/{n} is also {seen_shards[i]} (shards must "
+                             f"not overlap)")
+        seen_shards[i] = f
+    missing = sorted(set(range(1, n + 1)) - set(seen_shards))
+    if missing:
+        raise ValueError(f"--merge: shards {', '.join(f'{i}/{n}' for i in missing)} not given "
+                         f"(chips would be missing)")
+    results = []
+    for r, row in enumerate(first["results"]):
+        acc, cal = {}, {}
+        for f, record in shards:
+            theirs = record["results"][r]
+            for key in ("ideal_accuracy", "device", "r_wire_ohm", "adc_bits"):
+                if theirs[key] != row[key]:
+                    raise ValueError(f"--merge {f}: {key} of sweep point {r} differs from "
+                                     f"{first_file}'s")
+            for pos, k in enumerate(theirs["chip_indices"]):
+                if k in acc:
+                    raise ValueError(f"--merge {f}: chip {k} is also in another shard")
+                acc[k] = theirs["accuracies"][pos]
+                if "calibrated" in theirs:
+                    cal[k] = theirs["calibrated"]["accuracies"][pos]
+        if sorted(acc) != list(range(first["chips"])):
+            raise ValueError(f"--merge: chips {sorted(set(range(first['chips'])) - set(acc))} "
+                             f"of sweep point {r} are in no shard")
+        merged = dict(chip_stats([acc[k] for k in sorted(acc)]),
+                      **{k: row[k] for k in ("value", "ideal_accuracy", "device", "r_wire_ohm",
+                                             "adc_bits")})
+        if cal:
+            merged["calibrated"] = chip_stats([cal[k] for k in sorted(cal)])
+        results.append(merged)
+    out = {k: first[k] for k in _SHARD_KEYS}
+    out.update(results=results, wall_s=sum(record["wall_s"] for _, record in shards),
+               merged_from=[f for f, _ in shards])
+    return out
 
 
 def _real(description: str, lo: float, lo_open: bool, hi: float = float("inf")):
@@ -1039,14 +1149,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev2 = sub.add_parser("evaluate", help="Monte-Carlo accuracy over many non-ideal chips "
                                           "(golden reads with read noise)")
-    ev2.add_argument("--model", required=True)
+    ev2.add_argument("--model", default=None, help="model file (required unless --merge)")
     ev2.add_argument("--config", default=None, help="chip configuration TOML")
     ev2.add_argument("--device", default=None, help="device preset replacing the config's")
     for name, param in _EVAL_PARAMS.items():
         ev2.add_argument(f"--{name}", type=param.parse, default=None,
                          metavar=param.metavar, help=param.help)
-    ev2.add_argument("--chips", type=_positive, required=True, metavar="K",
-                     help="chips (seeds S, S+1, ...)")
+    ev2.add_argument("--chips", type=_positive, default=None, metavar="K",
+                     help="chips (seeds S, S+1, ...; required unless --merge)")
     ev2.add_argument("--images", type=_positive, default=10000)
     ev2.add_argument("--seed", type=_seed, default=1)
     ev2.add_argument("--sweep", default=None, metavar="PARAM=V1,V2,...",
@@ -1057,6 +1167,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev2.add_argument("--plot", type=_png_path, default=None, metavar="FILE.png",
                      help="draw accuracy against the --sweep parameter (without --sweep: each "
                           "chip's accuracy) to this PNG")
+    ev2.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                     help="evaluate only chips I-1, I-1+N, ... of every sweep point (one runner "
+                          "of a CI matrix; with --json; combine with --merge)")
+    ev2.add_argument("--merge", nargs="+", default=None, metavar="SHARD.json",
+                     help="combine the --json records of all N shards into the whole run's "
+                          "(runs nothing)")
     ev2.add_argument("--json", action="store_true")
     ev2.set_defaults(func=_cmd_evaluate)
 
@@ -1103,6 +1219,17 @@ def main(argv=None) -> int:
                          f"{', '.join(known)}")
     if args.command == "regress":
         _check_regress_args(parser, args)
+    if args.command == "evaluate":
+        if args.merge:
+            given = [o for o, v in (("--model", args.model), ("--chips", args.chips),
+                                    ("--shard", args.shard), ("--sweep", args.sweep)) if v]
+            if given:
+                parser.error(f"--merge combines finished shards; {given[0]} belongs to the "
+                             f"shards' own runs")
+        else:
+            for option, value in (("--model", args.model), ("--chips", args.chips)):
+                if value is None:
+                    parser.error(f"the following arguments are required: {option}")
     if getattr(args, "offset", 0) < 0:
         parser.error(f"--offset must be >= 0, not {args.offset}")
     try:

@@ -310,3 +310,68 @@ def test_an_interrupted_write_leaves_the_old_plot_and_no_temporary_file(tmp_path
     with pytest.raises(KeyboardInterrupt):
         write_png(fig, png)
     assert os.listdir(tmp_path) == ["a.png"] and png.read_bytes() == b"old"
+
+
+# --- sharding a Monte-Carlo sweep over CI runners --------------------------------------------
+
+SHARDED = ["evaluate", "--model", MLP, "--device", "rram", "--chips", "3", "--images", "100",
+           "--seed", "11", "--sweep", "saf-rate=0,0.02", "--json"]
+
+
+def test_shards_merge_into_exactly_the_whole_run(tmp_path, capsys):
+    """Two shards of a 3-chip, 2-point sweep, merged: every chip once, and the record equals
+    the unsharded run's (per-chip accuracies, statistics, ideal accuracy), wall time aside."""
+    rc, out, err = run_main(SHARDED, capsys)
+    assert rc == 0, err
+    whole = json.loads(out)
+    files = []
+    for i in (1, 2):
+        rc, out, err = run_main(SHARDED + ["--shard", f"{i}/2"], capsys)
+        assert rc == 0, err
+        record = json.loads(out)
+        assert record["shard"] == [i, 2]
+        assert [r["chip_indices"] for r in record["results"]] == [list(range(i - 1, 3, 2))] * 2
+        files.append(tmp_path / f"s{i}.json")
+        files[-1].write_text(out)
+    rc, out, err = run_main(["evaluate", "--json", "--merge", *map(str, files)], capsys)
+    assert rc == 0, err
+    merged = json.loads(out)
+    for key in ("model", "images", "chips", "seed", "sweep", "calibration_images"):
+        assert merged[key] == whole[key]
+    assert len(merged["results"]) == 2
+    for got, want in zip(merged["results"], whole["results"]):
+        assert got == want, "the merged sweep point differs from the unsharded run's"
+    assert len(set(whole["results"][1]["accuracies"])) > 1, "the chips do not differ"
+
+    # a missing shard, an overlap and a shard of another run are refused in one line
+    rc, _, err = run_main(["evaluate", "--merge", str(files[0])], capsys)
+    assert rc == 2 and "shards 2/2 not given" in err
+    rc, _, err = run_main(["evaluate", "--merge", str(files[0]), str(files[0]), str(files[1])],
+                          capsys)
+    assert rc == 2 and "shard 1/2 is also" in err
+    other = json.loads(files[1].read_text())
+    other["seed"] = 12
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    rc, _, err = run_main(["evaluate", "--merge", str(files[0]), str(tmp_path / "other.json")],
+                          capsys)
+    assert rc == 2 and "seed 12 differs from 11" in err
+    rc, _, err = run_main(["evaluate", "--merge", str(tmp_path)], capsys)
+    assert rc == 2 and "is a directory, expected a JSON file" in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--shard", "4/4"], "3 chips cannot fill 4 shards"),
+    (["--shard", "0/2"], "--shard"),
+    (["--shard", "1/2", "--plot", "x.png"], "--plot draws whole runs"),
+])
+def test_bad_shards_are_refused_before_the_monte_carlo(no_monte_carlo, capsys, extra, message):
+    rc, _, err = run_main(SHARDED + extra, capsys)
+    assert rc == 2 and message in err, err
+
+
+def test_a_shard_without_json_and_merge_with_run_options_are_refused(no_monte_carlo, capsys):
+    argv = [a for a in SHARDED if a != "--json"] + ["--shard", "1/2"]
+    rc, _, err = run_main(argv, capsys)
+    assert rc == 2 and "add --json" in err
+    rc, _, err = run_main(["evaluate", "--merge", "a.json", "--chips", "3"], capsys)
+    assert rc == 2 and "--chips belongs to the shards' own runs" in err

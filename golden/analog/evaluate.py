@@ -50,7 +50,7 @@ from ..model import BnnModel, Inference, infer
 from .adc import AdcErrors
 from .chip_state import ProgrammedChip, program_chip
 
-__all__ = ["fast_analog_infer", "layer_reader", "ChipAccuracy", "evaluate_chips"]
+__all__ = ["fast_analog_infer", "layer_reader", "ChipAccuracy", "evaluate_chips", "chip_stats"]
 
 _U32 = 2.0 ** -24               # unit roundoff of float32
 _CHUNK_ELEMENTS = 1 << 22       # read-input entries per layer and chunk (4 MiB of bits)
@@ -340,14 +340,16 @@ class ChipAccuracy:
         return float(np.std(self.accuracies, ddof=1)) if len(self.accuracies) > 1 else 0.0
 
     def as_dict(self) -> dict:
-        out = _stats(self.accuracies)
+        out = chip_stats(self.accuracies)
         out["ideal_accuracy"] = self.ideal_accuracy
         if self.calibrated is not None:
-            out["calibrated"] = _stats(self.calibrated)
+            out["calibrated"] = chip_stats(self.calibrated)
         return out
 
 
-def _stats(acc: np.ndarray) -> dict:
+def chip_stats(acc) -> dict:
+    """Statistics of per-chip accuracies (fractions), as ``evaluate`` reports them."""
+    acc = np.asarray(acc, np.float64)
     return {"chips": len(acc), "mean": float(np.mean(acc)),
             "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
             "min": float(np.min(acc)), "max": float(np.max(acc)),
@@ -371,14 +373,16 @@ def _one_chip(args) -> tuple[float, float | None]:
 
 def evaluate_chips(model: BnnModel, chip, pixels: np.ndarray, labels: np.ndarray, chips: int,
                    seed: int, read_time_sec: float | None = None, workers: int | None = None,
-                   progress=None, calibration_pixels: np.ndarray | None = None) -> ChipAccuracy:
+                   progress=None, calibration_pixels: np.ndarray | None = None,
+                   indices=None) -> ChipAccuracy:
     """Accuracy of ``model`` on ``chips`` chips of configuration ``chip``, programmed with
     seeds ``seed, seed + 1, ...`` (chip ``k`` is the chip ``generate --seed seed+k`` builds),
     read with the device's read noise. Chips run on ``workers`` processes (default: every
     core); ``progress(done, total)`` is called as chips finish. With ``calibration_pixels``
     (images not among ``pixels``), every chip is also calibrated on them
     (:func:`golden.analog.calibration.calibrate`) and scored again with the same noise
-    stream."""
+    stream. ``indices`` (a subset of ``range(chips)``, for sharding a sweep over machines):
+    only those chips, each exactly as in the whole run."""
     if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
         raise ValueError(f"chips must be a positive integer, not {chips!r}")
     mapped = compile_model(model, chip)
@@ -386,8 +390,12 @@ def evaluate_chips(model: BnnModel, chip, pixels: np.ndarray, labels: np.ndarray
     # with exact ADCs the tiled ideal chip is the plain golden model (tested), and faster
     ideal = (infer(model, pixels) if ideal_chip.adc_exact
              else mapped_infer(compile_model(model, ideal_chip), pixels))
+    indices = list(range(chips)) if indices is None else [int(k) for k in indices]
+    if not indices or sorted(set(indices)) != indices or not 0 <= indices[0] <= indices[-1] < chips:
+        raise ValueError(f"chip indices must be distinct, ascending and in 0..{chips - 1}")
     jobs = [(mapped, pixels, labels, seed + k, read_time_sec, chip.device.read_noise_std,
-             calibration_pixels) for k in range(chips)]
+             calibration_pixels) for k in indices]
+    chips = len(jobs)
     workers = min(chips, os.cpu_count() or 1) if workers is None else workers
     out = []
     if workers <= 1:
