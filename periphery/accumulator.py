@@ -87,7 +87,7 @@ class Accumulator(wiring.Component):
         # Each lane's arithmetic is an unconditional expression (Mux, not m.If): the emitted
         # Verilog is continuous assignments, which an event-driven simulator evaluates when an
         # operand changes, instead of one process per signal that wakes on any change of the
-        # 1000-bit input payload (the MLP core simulates 2x faster on Icarus so). Only the
+        # 1000-bit input payload (the MLP core simulates 1.5x faster on Icarus so). Only the
         # registers are written under the handshake.
         def fit(value):
             """``value`` wrapped to the accumulator width, as a named signal would hold it."""
