@@ -333,3 +333,41 @@ def test_lint_still_flags_an_ignored_input_of_a_generated_top(exported, tmp_path
     files = sorted((tree / key).glob("*.v"))
     done = _lint(files, _top(key, files))
     assert done.returncode != 0 and warning in done.stderr, done.stderr
+
+
+# --- the progress line --------------------------------------------------------------------
+
+
+def _on_a_terminal(*args) -> tuple[int, str]:
+    """Run ``mbnn`` with stdout and stderr on a pseudo-terminal; (exit status, output)."""
+    import os
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", *map(str, args)], stdout=slave,
+                            stderr=slave, cwd=REPO, env={**os.environ, "TERM": "xterm"})
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:         # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(timeout=600), out.decode(errors="replace")
+
+
+@pytest.mark.rtl
+def test_progress_line_on_a_terminal_only(tmp_path):
+    require_simulator("icarus")
+    args = ("regress", "--sim", "icarus", "--filter", "^bn_binarize/c1_w2/icarus$", "--build",
+            tmp_path / "b")
+    rc, out = _on_a_terminal(*args)
+    assert rc == 0, out
+    assert "\r[0/1] 0 failed" in out and "running bn_binarize/c1_w2/icarus" in out, out
+    assert "RESULT: PASS" in out
+    piped = mbnn(*args)            # stdout a pipe: the same report, no status line
+    assert piped.returncode == 0 and "RESULT: PASS" in piped.stdout
+    assert "\r" not in piped.stdout and "[0/1]" not in piped.stdout
