@@ -528,6 +528,9 @@ def _cmd_train(args) -> int:
         overrides["epochs"] = args.epochs
     cfg = TrainConfig.recipe(args.arch, **overrides)
     train, test = load_mnist("train"), load_mnist("test")
+    if args.train_images is not None and args.train_images > len(train):
+        raise ValueError(f"--train-images {args.train_images} exceeds the {len(train)} MNIST "
+                         f"training images")
     n = args.train_images or len(train)
     x_train, x_test = binarize_pixels(train.images[:n]), binarize_pixels(test.images)
     y_train, y_test = train.labels[:n].astype(np.int64), test.labels.astype(np.int64)
@@ -1219,6 +1222,8 @@ def main(argv=None) -> int:
                          f"{', '.join(known)}")
     if args.command == "regress":
         _check_regress_args(parser, args)
+    if args.command == "train":      # before the training, not after it
+        _check_output_file(parser, "--out", Path(args.out))
     if args.command == "evaluate":
         if args.merge:
             given = [o for o, v in (("--model", args.model), ("--chips", args.chips),

@@ -44,3 +44,23 @@ def test_bad_model_file_gives_a_clear_error(tmp_path):
     assert r.returncode == 2 and "model file not found" in r.stderr
     r = mbnn("train", "--arch", "rnn", "--out", str(tmp_path / "x.npz"))
     assert r.returncode == 2 and "invalid choice: 'rnn'" in r.stderr
+
+
+@pytest.mark.parametrize("where, extra, message", [
+    # an --out under a file: refused before training (it failed with a traceback after it)
+    ("under_file", [], "is not a directory"),
+    ("dir", [], "is a directory; expected a file to write"),
+    # more training images than MNIST has: refused (it was recorded as given)
+    ("ok", ["--train-images", "60001"], "--train-images 60001 exceeds the 60000 MNIST training"),
+])
+def test_train_refuses_bad_output_and_sizes_before_training(tmp_path, where, extra, message):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.npz").mkdir()
+    out = {"under_file": tmp_path / "afile" / "m.npz", "dir": tmp_path / "adir.npz",
+           "ok": tmp_path / "m.npz"}[where]
+    # --epochs 50 on all of MNIST would take many minutes: a quick answer proves the check
+    # came first
+    r = mbnn("train", "--arch", "mlp", "--epochs", "50", "--out", str(out), *extra)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("mbnn"), r.stderr
+    assert not (tmp_path / "m.npz").exists() and "Traceback" not in r.stderr
