@@ -843,8 +843,10 @@ def _merge_evaluations(files: list[str]) -> dict:
             record = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"--merge {f}: not JSON ({exc})") from None
-        if not isinstance(record, dict) or "shard" not in record or not all(
-                "chip_indices" in r for r in record.get("results", [None])):
+        results = record.get("results") if isinstance(record, dict) else None
+        if not (isinstance(results, list) and results and "shard" in record
+                and all(k in record for k in _SHARD_KEYS + ("wall_s",))
+                and all(isinstance(r, dict) and "chip_indices" in r for r in results)):
             raise ValueError(f"--merge {f}: not the --json record of `mbnn evaluate --shard`")
         shards.append((f, record))
     first_file, first = shards[0]

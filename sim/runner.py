@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import toolchain
+from .coverage import read_coverage
 
 __all__ = ["TestOutcome", "RunResult", "run_cocotb", "build_crossbar_vpi", "LINT_WAIVERS",
            "DEFAULT_SEED"]
@@ -243,6 +244,5 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
     if not outcomes:
         outcomes = [TestOutcome(name=test_module, passed=False,
                                 message=f"no results written; see {build_dir / 'test.log'}")]
-    from .coverage import read_coverage
     return RunResult(simulator=simulator, build_dir=build_dir, seed=seed, outcomes=outcomes,
                      build_s=t1 - t0, test_s=t2 - t1, coverage=read_coverage(coverage_file))

@@ -357,6 +357,10 @@ def test_shards_merge_into_exactly_the_whole_run(tmp_path, capsys):
     assert rc == 2 and "seed 12 differs from 11" in err
     rc, _, err = run_main(["evaluate", "--merge", str(tmp_path)], capsys)
     assert rc == 2 and "is a directory, expected a JSON file" in err
+    for junk in ("[1, 2]", '{"shard": [1, 2]}', '{"shard": [1, 2], "results": [null]}'):
+        (tmp_path / "junk.json").write_text(junk)
+        rc, _, err = run_main(["evaluate", "--merge", str(tmp_path / "junk.json")], capsys)
+        assert rc == 2 and "not the --json record of `mbnn evaluate --shard`" in err, err
 
 
 @pytest.mark.parametrize("extra, message", [

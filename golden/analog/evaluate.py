@@ -395,14 +395,13 @@ def evaluate_chips(model: BnnModel, chip, pixels: np.ndarray, labels: np.ndarray
         raise ValueError(f"chip indices must be distinct, ascending and in 0..{chips - 1}")
     jobs = [(mapped, pixels, labels, seed + k, read_time_sec, chip.device.read_noise_std,
              calibration_pixels) for k in indices]
-    chips = len(jobs)
-    workers = min(chips, os.cpu_count() or 1) if workers is None else workers
+    workers = min(len(jobs), os.cpu_count() or 1) if workers is None else workers
     out = []
     if workers <= 1:
         for job in jobs:
             out.append(_one_chip(job))
             if progress:
-                progress(len(out), chips)
+                progress(len(out), len(jobs))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -410,7 +409,7 @@ def evaluate_chips(model: BnnModel, chip, pixels: np.ndarray, labels: np.ndarray
             for acc in p.map(_one_chip, jobs):
                 out.append(acc)
                 if progress:
-                    progress(len(out), chips)
+                    progress(len(out), len(jobs))
     calibrated = None if calibration_pixels is None else np.array([c for _, c in out])
     return ChipAccuracy(np.array([a for a, _ in out]),
                         float(np.mean(ideal.predictions == labels)), calibrated)

@@ -36,7 +36,7 @@ COVERAGE = Coverage("sequencer")
 for _l in range(len(MAPPED.layers) - 1):
     COVERAGE.declare(f"layer gap {_l}->{_l + 1}", f"the gap between layers {_l} and {_l + 1}, "
                      f"exactly {LAYER_GAP} idle cycles")
-COVERAGE.declare("image turnaround", "an image's first command right after the previous "
+COVERAGE.declare("image turnaround", "the next image's first command taken after an "
                  "image's last")
 COVERAGE.declare("idle without start", "no command and idle high while start is low")
 for _c in STALL_CLASSES[:3]:
