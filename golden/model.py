@@ -335,6 +335,26 @@ def save_model(path: str | Path, model: BnnModel) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _check_member_size(archive: zipfile.ZipFile, member: str, path: Path) -> None:
+    """Refuse an archive member whose ``.npy`` header declares more data than the member holds,
+    before numpy allocates what the header asks for (a damaged or hostile header can declare
+    terabytes)."""
+    name = member if member in archive.namelist() else f"{member}.npy"
+    stored = archive.getinfo(name).file_size
+    with archive.open(name) as f:
+        try:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+        except ValueError:
+            return            # not an array header: np.load names what is wrong with it
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared > stored:
+            raise ModelFormatError(f"{path}: member {member!r} declares a {dtype} array of shape "
+                                   f"{shape} ({declared:.3g} bytes) but holds {stored} bytes")
+
+
 def load_model(path: str | Path) -> BnnModel:
     """Load and validate a model file; nothing in it is executed (no pickle).
 
@@ -362,16 +382,27 @@ def load_model(path: str | Path) -> BnnModel:
         with loaded as z:
             arrays = {}
             for member in z.files:
+                _check_member_size(loaded.zip, member, path)
                 arrays[member] = z[member]
+    except ModelFormatError:
+        raise
     except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError) as exc:
         raise ModelFormatError(f"{path}: not a readable mbnn model file (member {member!r}: "
                                f"{exc})") from exc
     if "metadata" not in arrays:
         raise ModelFormatError(f"{path}: no metadata record")
+    record = arrays.pop("metadata")
+    if record.dtype != np.uint8 or record.ndim != 1:
+        raise ModelFormatError(f"{path}: metadata must be a 1-D uint8 array (UTF-8 JSON), not "
+                               f"{record.dtype} of shape {record.shape}")
     try:
-        meta = json.loads(arrays.pop("metadata").astype(np.uint8).tobytes().decode())
+        meta = json.loads(record.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFormatError(f"{path}: metadata is not valid JSON ({exc})") from exc
+    except RecursionError:
+        # json gives up on nesting deeper than Python's recursion limit; no model needs it
+        raise ModelFormatError(f"{path}: metadata is nested too deeply to be a model's "
+                               f"description") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ModelFormatError(f"{path}: format is {meta.get('format') if isinstance(meta, dict) else meta!r}, "
                                f"expected {FORMAT_NAME!r}")

@@ -270,3 +270,23 @@ def test_an_adc_sized_for_exact_codes_must_hold_the_programmed_chips_codes(seed)
                      rf"seed {seed}\) reaches code -?\d+, outside the ADC's -32..31", message)
     program(compile_model(model, ChipConfig(16, 8, adc_bits=5, device=device)), seed)
     program(compile_model(model, ChipConfig(16, 8, device={"preset": "rram"})), seed)
+
+
+def test_a_chip_too_large_for_memory_is_refused_before_allocating():
+    """The shipped MLP on 65536x65536 arrays: 4 arrays of 4.3e9 cells. Programming would
+    allocate terabytes (it was killed by the kernel after 100 s at 24 GB); the estimate refuses
+    it at once, saying what it needs. The estimate itself is 80 bytes per cell (measured peak:
+    75) and its boundary is exact."""
+    from golden.analog.chip_state import check_programming_memory, programming_memory_bytes
+    from golden.analog.devices import device_preset
+    big = ChipConfig(rows=65536, columns=65536, adc_bits=18, device=device_preset("rram"))
+    mapped = compile_model(load_model("models/mlp.npz"), big)
+    assert mapped.tiles == 4
+    assert programming_memory_bytes(mapped) == 4 * 65536 * 65536 * 80
+    with pytest.raises(MemoryError, match=r"programming 4 arrays of 65536x65536 cells needs "
+                                          r"about 1280.0 GiB \(80 bytes per cell\); "):
+        program_chip(mapped, seed=1)
+    need = programming_memory_bytes(mapped)
+    check_programming_memory(mapped, available_bytes=need)          # exactly enough: accepted
+    with pytest.raises(MemoryError, match=r"2560.0 GiB, 2 chips at once"):
+        check_programming_memory(mapped, chips_at_once=2, available_bytes=2 * need - 1)

@@ -128,6 +128,15 @@ def set_meta(arrays, **changes):
     (lambda a: a.__setitem__("metadata", np.frombuffer(b"{not json", np.uint8)),
      "metadata is not valid JSON"),
     (lambda a: a.pop("metadata"), "no metadata record"),
+    # members of the wrong kind
+    (lambda a: a.__setitem__("metadata", np.array(["{}"])),
+     r"metadata must be a 1-D uint8 array \(UTF-8 JSON\), not <U2"),
+    (lambda a: a.__setitem__("layer0.invert", np.array("yes")), "layer0.invert must be bool"),
+    (lambda a: a.__setitem__("notes.txt", np.zeros(1)), r"unexpected records \['notes.txt'\]"),
+    # nesting deeper than Python's json can decode (it raised RecursionError)
+    (lambda a: a.__setitem__("metadata", np.frombuffer(b"[" * 100_000 + b"]" * 100_000,
+                                                       np.uint8)),
+     "metadata is nested too deeply"),
 ])
 def test_bad_model_files_are_rejected(tmp_path, seed, edit, message):
     path = corrupt(tmp_path, random_model(TINY, seed), edit)
@@ -162,6 +171,25 @@ def _damage_first_member(path: Path, dest: Path) -> Path:
         raw[k] ^= 0xFF
     dest.write_bytes(bytes(raw))
     return dest
+
+
+def test_a_header_declaring_more_than_the_member_holds_is_refused_before_allocating(
+        tmp_path, seed):
+    """A damaged ``.npy`` header that declares an array of 10**15 bytes: refused from the zip
+    directory's sizes (numpy would try to allocate it: a MemoryError, or on a large machine
+    minutes of swapping)."""
+    path = save_model(tmp_path / "m.npz", random_model(TINY, seed))
+    header = "{'descr': '|i1', 'fortran_order': False, 'shape': (1000000, 1000000, 1000), }"
+    header = header.ljust(117) + "\n"
+    with zipfile.ZipFile(path) as z, zipfile.ZipFile(tmp_path / "huge.npz", "w") as out:
+        for info in z.infolist():
+            data = z.read(info)
+            if info.filename == "layer0.weight.npy":
+                data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+            out.writestr(info.filename, data)
+    with pytest.raises(ModelFormatError, match=r"huge.npz: member 'layer0.weight' declares a "
+                                               r"int8 array of shape \(1000000, 1000000, 1000\)"):
+        load_model(tmp_path / "huge.npz")
 
 
 def test_damaged_npy_and_directory_models_are_named(tmp_path, seed):

@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 from ..mapping import MappedLayer, MappedModel, compile_model, mapped_infer
 from ..model import BnnModel, Inference, infer
 from .adc import AdcErrors
-from .chip_state import ProgrammedChip, program_chip
+from .chip_state import ProgrammedChip, check_programming_memory, program_chip
 
 __all__ = ["fast_analog_infer", "layer_reader", "ChipAccuracy", "evaluate_chips", "chip_stats"]
 
@@ -396,6 +396,7 @@ def evaluate_chips(model: BnnModel, chip, pixels: np.ndarray, labels: np.ndarray
     jobs = [(mapped, pixels, labels, seed + k, read_time_sec, chip.device.read_noise_std,
              calibration_pixels) for k in indices]
     workers = min(len(jobs), os.cpu_count() or 1) if workers is None else workers
+    check_programming_memory(mapped, chips_at_once=max(1, min(workers, len(jobs))))
     out = []
     if workers <= 1:
         for job in jobs:
