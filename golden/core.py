@@ -9,16 +9,17 @@ from functools import cached_property
 import numpy as np
 
 from .accumulator import AccumulatorParams, signed_bits
+from .bn_binarize import BNBinarizeParams
 from .mapping import MappedModel
 from .schedule import buffer_shapes, check_hardware_mappable, command_shape, entry_base
 
 __all__ = ["CoreParams", "WRITEBACK_LATENCY", "IMAGE_TURNAROUND"]
 
 # Cycles from a command entering the core to its write-back being visible to a later command's
-# gather: crossbar port register, crossbar read, accumulator, binarize register, buffer write.
-# The sequencer idles this many cycles minus one between layers (periphery.core documents the
-# stages).
-WRITEBACK_LATENCY = 5
+# gather: crossbar port register, crossbar read, accumulator, the BN-binarize block's two
+# stages (table read, compare), buffer write. The sequencer idles this many cycles minus one
+# between layers (periphery.core documents the stages).
+WRITEBACK_LATENCY = 6
 
 # Cycles from the last array read of one image to the first of the next, when the result is
 # taken in the cycle after it appears and the next image is already loaded: 4 until the result
@@ -108,26 +109,32 @@ class CoreParams:
 
     @cached_property
     def threshold_table(self) -> list[dict]:
-        """Per entry: threshold, invert and enable (real channel) per lane; the output layer's
-        entries are all disabled (it has no thresholds)."""
+        """Per entry: threshold and invert per lane. A lane past the layer's channels, and
+        every lane of the output layer's entries (it has no thresholds), holds ``hi + 1`` with
+        invert 0: no value the accumulator produces reaches it, so its bit is 0."""
         lo, hi = self.accumulator.value_range
         rows = []
         for li, ct in self.entries:
             layer = self.mapped.layers[li]
+            never = np.full(self.chip.columns, hi + 1, np.int64)
             if layer.is_output:
-                zeros = [0] * self.chip.columns
-                rows.append({"threshold": zeros, "invert": zeros, "enable": zeros})
+                rows.append({"threshold": never.tolist(), "invert": [0] * self.chip.columns})
                 continue
             t = layer.threshold
             # Every `a` the accumulator can produce lies in [lo, hi] (narrower than the model's
             # range when ADCs saturate), where `a >= T` equals `a >= clip(T, lo, hi + 1)`.
-            th = np.clip(self._lanes(ct, t.threshold), lo, hi + 1)
-            rows.append({
-                "threshold": th.tolist(),
-                "invert": self._lanes(ct, t.invert.astype(np.int64)).tolist(),
-                "enable": self._lanes(ct, np.ones(layer.out_channels, np.int64)).tolist(),
-            })
+            th = never.copy()
+            real = self._lanes(ct, np.ones(layer.out_channels, np.int64)).astype(bool)
+            th[real] = np.clip(self._lanes(ct, t.threshold), lo, hi + 1)[real]
+            rows.append({"threshold": th.tolist(),
+                         "invert": self._lanes(ct, t.invert.astype(np.int64)).tolist()})
         return rows
+
+    @property
+    def bn_params(self) -> BNBinarizeParams:
+        """The BN-binarize block of one lane: a channel per table entry, values as wide as a
+        stored threshold."""
+        return BNBinarizeParams(channels=len(self.entries), acc_width=self.threshold_bits)
 
     @property
     def entry_base(self) -> list[int]:

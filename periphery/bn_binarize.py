@@ -17,7 +17,10 @@ Timing: a two-stage pipeline (synchronous table read, then compare into the outp
 Throughput is one beat per cycle under no backpressure; latency is ``params.latency`` cycles.
 ``o.ready`` reaches ``i.ready`` combinationally (no skid buffer), which is fine at this block's
 size and keeps the pipeline to two registers. The table is a memory with no reset: it powers up
-all zero (threshold 0, invert 0) and keeps its contents through ``rst``.
+with ``init`` (default all zero: threshold 0, invert 0) and keeps its contents through ``rst``.
+
+The inference core (:mod:`periphery.core`) binarizes an array's columns in parallel with one
+block per lane, each powering up with its lane's column of the core's threshold table.
 """
 
 from __future__ import annotations
@@ -66,10 +69,19 @@ class BNBinarize(wiring.Component):
     ----------
     params : BNBinarizeParams
         Shared with the golden twin; all widths and the latency derive from it.
+    init : sequence of (threshold, invert), optional
+        Power-up contents of the table, one entry per channel from channel 0 (the rest zero);
+        each threshold checked as a table write would be
+        (:meth:`BNBinarizeParams.check_threshold`).
     """
 
-    def __init__(self, params: BNBinarizeParams):
-        self.params = params
+    def __init__(self, params: BNBinarizeParams, init=()):
+        init = [(int(t), int(bool(inv))) for t, inv in init]
+        if len(init) > params.channels:
+            raise ValueError(f"init has {len(init)} entries; the table has {params.channels}")
+        for channel, (threshold, _) in enumerate(init):
+            params.check_threshold(channel, threshold)
+        self.params, self.init = params, init
         super().__init__({
             "cfg": In(table_write_signature(params)),
             "i": In(stream.Signature(input_layout(params))),
@@ -84,7 +96,9 @@ class BNBinarize(wiring.Component):
         # A one-entry memory would have a zero-width address, which Amaranth emits as an
         # ill-formed `[-1:0]` range; two entries cost one unused word and keep the HDL clean.
         depth = max(2, p.channels)
-        m.submodules.table = table = Memory(shape=entry_layout(p), depth=depth, init=[])
+        m.submodules.table = table = Memory(
+            shape=entry_layout(p), depth=depth,
+            init=[{"threshold": t, "invert": inv} for t, inv in self.init])
         wr = table.write_port()
         rd = table.read_port(transparent_for=(wr,))
         m.d.comb += [

@@ -9,13 +9,15 @@ t     gather: the command's slot words are read from the layer's input buffer
       (asynchronous read ports), concatenated, shifted, cut to ``rows`` word-line bits
 t+1   crossbar port registers drive ``xb.read``/``xb.tile``/``xb.wl``
 t+2   the crossbar's ADC codes arrive (``xb.valid``; fixed latency 1) and are accumulated
-t+3   accumulator result (on ``last``): BN-binarize against the threshold table, or -- for
-      the output layer -- argmax into the result register
-t+4   write-back: read-modify-write of the chunk in the next layer's buffer (overwrite for
-      the pixel opening a pooling window, OR for the others)
+t+3   accumulator result (on ``last``): into the BN-binarize blocks (one
+      :class:`~periphery.bn_binarize.BNBinarize` per lane, the block the block regression
+      verifies), or -- for the output layer -- argmax into the result register
+t+4   BN-binarize stage 1: the lane's threshold-table entry is read
+t+5   BN-binarize output register: write-back, a read-modify-write of the chunk in the next
+      layer's buffer (overwrite for the pixel opening a pooling window, OR for the others)
 ====  ==============================================================================
 
-A command taken at t+5 sees that write, hence the sequencer's layer gap of
+A command taken at t+6 sees that write, hence the sequencer's layer gap of
 ``WRITEBACK_LATENCY - 1`` idle cycles (see :mod:`golden.core`).
 
 Ports
@@ -43,6 +45,7 @@ from golden.core import CoreParams
 from golden.schedule import WriteMode, layer_schedule
 
 from .accumulator import Accumulator
+from .bn_binarize import BNBinarize
 from .sequencer import Sequencer
 
 __all__ = ["BnnCore", "BnnSystem", "crossbar_signature", "result_layout"]
@@ -78,13 +81,6 @@ def _external_members(params: CoreParams) -> dict:
         "dbg_data": Out(max(b.word_bits for b in params.buffers)),
         "active": Out(1),
     }
-
-
-def _threshold_layout(params: CoreParams) -> data.StructLayout:
-    lanes, width = params.chip.columns, params.threshold_bits
-    return data.StructLayout({"threshold": data.ArrayLayout(signed(width), lanes),
-                              "invert": data.ArrayLayout(unsigned(1), lanes),
-                              "enable": data.ArrayLayout(unsigned(1), lanes)})
 
 
 def _meta_layout(params: CoreParams) -> data.StructLayout:
@@ -196,21 +192,28 @@ class BnnCore(wiring.Component):
         with m.If(self.xb.valid & meta2.last):
             m.d.sync += meta3.eq(meta2)
 
-        # --- t+3: binarize or argmax -------------------------------------------------------
-        m.submodules.thresholds = thresholds = Memory(
-            shape=_threshold_layout(p), depth=max(2, len(p.threshold_table)),
-            init=p.threshold_table)
-        th = thresholds.read_port(domain="comb")
-        m.d.comb += th.addr.eq(acc.o.payload.entry)
+        # --- t+3: binarize (t+3..t+5) or argmax --------------------------------------------
+        # One BN-binarize block per lane, all in lock step: never stalled (o.ready tied high),
+        # so a result leaves each block exactly its latency (2) after it entered, and the
+        # command's metadata follows it through two plain registers.
         lanes = chip.columns
-        bits = Signal(lanes)
+        bn_params = p.bn_params
+        assert bn_params.latency == 2, "the metadata delay below assumes a 2-stage block"
+        blocks = []
         for k in range(lanes):
-            m.d.comb += bits[k].eq(((acc.o.payload.values[k] >= th.data.threshold[k])
-                                    ^ th.data.invert[k]) & th.data.enable[k])
+            block = BNBinarize(bn_params, init=[(row["threshold"][k], row["invert"][k])
+                                                for row in p.threshold_table])
+            m.submodules[f"bn_binarize{k}"] = block
+            m.d.comb += [block.i.valid.eq(acc.o.valid & ~meta3.final),
+                         block.i.payload.value.eq(acc.o.payload.values[k]),
+                         block.i.payload.channel.eq(acc.o.payload.entry),
+                         block.o.ready.eq(1), block.cfg.en.eq(0)]
+            blocks.append(block)
+        meta4 = Signal(_meta_layout(p))
         wb = Signal(_meta_layout(p))
-        wb_bits = Signal(lanes)
-        wb_valid = Signal()
-        m.d.sync += [wb_valid.eq(acc.o.valid & ~meta3.final), wb.eq(meta3), wb_bits.eq(bits)]
+        m.d.sync += [meta4.eq(meta3), wb.eq(meta4)]
+        wb_bits = Cat(block.o.payload.bit for block in blocks)
+        wb_valid = blocks[0].o.valid
 
         scores = [acc.o.payload.values[k] for k in range(p.classes)]
         best = scores[0]

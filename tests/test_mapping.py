@@ -64,6 +64,24 @@ def test_adc_saturation_is_modelled_exactly(seed):
         crossbar_read(bits[:, :65], model_w[:65, :16], chip)
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3, 7, 8, 64, 100, 127, 128, 129, 255, 256, 1000])
+def test_the_exact_adc_width_is_the_narrowest_that_never_clips(rows):
+    """The default ADC width, derived here by search rather than by the formula the code uses:
+    the narrowest signed width whose range holds both extreme column sums of a full array
+    (every word line driven, every weight +1, or every weight -1). Its reads of those columns
+    are exact; one bit fewer clips them."""
+    want = next(b for b in range(2, 64) if -(2 ** (b - 1)) <= -rows and rows <= 2 ** (b - 1) - 1)
+    chip = ChipConfig(rows=rows, columns=2)
+    assert chip.adc_bits == chip.exact_adc_bits == want and chip.adc_exact
+    bits = np.ones((1, rows), np.uint8)
+    extremes = np.stack([np.ones(rows, np.int8), -np.ones(rows, np.int8)], axis=1)
+    assert crossbar_read(bits, extremes, chip).tolist() == [[rows, -rows]]
+    if want > 2:
+        narrow = ChipConfig(rows=rows, columns=2, adc_bits=want - 1)
+        assert not narrow.adc_exact
+        assert crossbar_read(bits, extremes, narrow).tolist() != [[rows, -rows]]
+
+
 def test_chip_config_defaults_and_derived_values():
     chip = ChipConfig()
     assert (chip.rows, chip.columns, chip.adc_bits, chip.adc_exact) == (128, 128, 9, True)
