@@ -15,7 +15,7 @@ from .accumulator import Accumulator
 from .bn_binarize import BNBinarize
 
 __all__ = ["BLOCKS", "check_module_name", "verilog_source", "bn_binarize_verilog",
-           "accumulator_verilog", "sequencer_verilog"]
+           "accumulator_verilog", "sequencer_verilog", "programming_verilog"]
 
 
 def check_module_name(name: str) -> None:
@@ -100,3 +100,11 @@ def sequencer_verilog(mapped, layer_gap: int, name: str = "sequencer") -> str:
 BLOCKS = {
     "bn-binarize": (BNBinarizeParams, bn_binarize_verilog),
 }
+
+
+def programming_verilog(policy, targets, name: str = "programming_controller") -> str:
+    """The write-verify ProgrammingController with its target memory (a level per cell)."""
+    from .programming import ProgrammingController
+    check_module_name(name)
+    return verilog_source(ProgrammingController(policy, targets), name,
+                          {**_describe(policy), "cells": len(targets)})

@@ -224,10 +224,11 @@ def _cmd_synth(args) -> int:
 
 
 # Blocks whose Verilog is generated from Amaranth (the crossbar is hand-written, behavioural)
-SYNTH_BLOCKS = ("bn_binarize", "accumulator", "sequencer", "network")
+SYNTH_BLOCKS = ("bn_binarize", "accumulator", "sequencer", "programming", "network")
 # What `mbnn synth` synthesises without --filter: every block set and the cores of the shipped
 # MLP and of the tiny CNN (the shipped CNN's cores take longer: select them with --filter)
-_SYNTH_DEFAULT = "^(bn_binarize|accumulator|sequencer)/|^network/(mlp_128x128|tiny_16x8)$"
+_SYNTH_DEFAULT = ("^(bn_binarize|accumulator|sequencer|programming)/"
+                  "|^network/(mlp_128x128|tiny_16x8)$")
 
 
 def _export_rtl(args, items) -> int:

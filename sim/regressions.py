@@ -17,9 +17,11 @@ from golden.core import CoreParams
 from golden.fileio import atomic_write_bytes, atomic_write_text
 from golden.mapping import compile_model
 from golden.model import Architecture, LayerSpec, load_model
+from golden.programming import WriteVerifyPolicy
 from periphery.accumulator import Accumulator
 from periphery.bn_binarize import BNBinarize
-from periphery.generate import accumulator_verilog, bn_binarize_verilog, sequencer_verilog
+from periphery.generate import (accumulator_verilog, bn_binarize_verilog,
+                                programming_verilog, sequencer_verilog)
 from periphery.sequencer import Sequencer
 from periphery.generate_model import CROSSBAR_SOURCE
 
@@ -30,7 +32,7 @@ __all__ = ["BN_BINARIZE_SETS", "run_bn_binarize", "ACCUMULATOR_SETS", "run_accum
            "accumulator_table", "CORE_SETS", "CoreSet", "TINY_ARCH", "run_sequencer", "CoreRun",
            "run_core", "CROSSBAR_SETS", "run_crossbar", "NETWORK_RUNS", "NetworkRun",
            "generate_network", "run_network", "regression_sets", "generate_verilog",
-           "regression_component"]
+           "regression_component", "PROGRAMMING_SETS", "ProgrammingSet", "run_programming"]
 
 # Parameter sets of the BN-binarize regression, chosen for coverage of the corners:
 BN_BINARIZE_SETS = {
@@ -108,6 +110,59 @@ def run_accumulator(name: str, simulator: str, build_root: Path, seed: int = DEF
                       test_module="sim.tb.tb_accumulator", build_dir=build_dir,
                       params={"params": asdict(params), "table": str(table_file)}, seed=seed,
                       waves=waves, external=rtl_dir is not None)
+
+
+# --- write-verify programming controller --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgrammingSet:
+    """A device (a preset with overrides), a write-verify policy and a number of cells; the
+    cells' target levels are drawn with the regression's generation seed."""
+
+    device: str
+    overrides: tuple          # ((parameter, value), ...) over the preset
+    policy: WriteVerifyPolicy
+    cells: int
+
+    def device_model(self):
+        from golden.analog.devices import device_preset
+        return device_preset(self.device, **dict(self.overrides))
+
+    def targets(self, seed: int) -> np.ndarray:
+        return np.random.default_rng(seed).integers(0, self.policy.levels, self.cells)
+
+
+# Stuck rates are raised far above the presets' so that every run reports failed cells.
+PROGRAMMING_SETS = {
+    # binary RRAM, stepped amplitude (1.0 V .. 1.4 V): most cells need retries
+    "rram_ramp_64": ProgrammingSet("rram", (("stuck_on_rate", 0.05), ("stuck_off_rate", 0.05)),
+                                   WriteVerifyPolicy(), 64),
+    # 5-level domain-wall device, 5 target levels, stepped amplitude from below threshold
+    "dw5_levels_40": ProgrammingSet("dw5", (("stuck_on_rate", 0.05), ("stuck_off_rate", 0.05)),
+                                    WriteVerifyPolicy(levels=5, v_start_v=0.55, v_step_v=0.05,
+                                                      v_max_v=1.0, max_pulses=12), 40),
+    # continuous PCM with noisy steps (about 8 +- 5 codes), 4 target levels, fixed pulses:
+    # overshoots and polarity changes
+    "pcm_fixed_48": ProgrammingSet("pcm", (("stuck_on_rate", 0.04), ("stuck_off_rate", 0.04)),
+                                   WriteVerifyPolicy(levels=4, window_codes=6, v_step_v=0.0,
+                                                     max_pulses=40), 48),
+}
+
+
+def run_programming(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
+                    waves: bool = False, gen_seed: int | None = None,
+                    rtl_dir: RtlDir | None = None) -> RunResult:
+    """Generate the ProgrammingController of set ``name`` (targets drawn with ``gen_seed``,
+    default ``seed``) and run its cocotb testbench against the golden write-verify model."""
+    build_dir = Path(build_root) / "programming" / name / simulator
+    gen_seed = seed if gen_seed is None else gen_seed
+    sources = _sources("programming", name, generate_verilog("programming", name, build_dir,
+                                                             gen_seed), rtl_dir)
+    return run_cocotb(simulator=simulator, sources=sources, toplevel="programming_controller",
+                      test_module="sim.tb.tb_programming", build_dir=build_dir,
+                      params={"set": name, "gen_seed": gen_seed}, seed=seed, waves=waves,
+                      external=rtl_dir is not None)
 
 
 # --- whole-core configurations: a model and a chip ---------------------------------------
@@ -384,8 +439,8 @@ def run_network(name: str, simulator: str, build_root: Path, seed: int = DEFAULT
 # block -> its parameter sets, in the order `mbnn regress` runs them
 def regression_sets() -> dict[str, list[str]]:
     return {"bn_binarize": list(BN_BINARIZE_SETS), "accumulator": list(ACCUMULATOR_SETS),
-            "sequencer": list(CORE_SETS), "crossbar": list(CROSSBAR_SETS),
-            "network": list(NETWORK_RUNS)}
+            "sequencer": list(CORE_SETS), "programming": list(PROGRAMMING_SETS),
+            "crossbar": list(CROSSBAR_SETS), "network": list(NETWORK_RUNS)}
 
 
 def regression_component(block: str, name: str, seed: int = DEFAULT_SEED,
@@ -403,6 +458,10 @@ def regression_component(block: str, name: str, seed: int = DEFAULT_SEED,
         mapped = compile_model(core.load(seed), core.chip)
         gap = CoreParams(mapped).layer_gap if layer_gap is None else layer_gap
         return Sequencer(mapped, gap), "sequencer"
+    if block == "programming":
+        from periphery.programming import ProgrammingController
+        pset = PROGRAMMING_SETS[name]
+        return ProgrammingController(pset.policy, pset.targets(seed)), "programming_controller"
     if block == "network":
         from periphery.generate_model import TOPLEVEL, build_system
         core = CORE_SETS[name]
@@ -434,6 +493,11 @@ def generate_verilog(block: str, name: str, out_dir: Path, seed: int = DEFAULT_S
             layer_gap = CoreParams(mapped).layer_gap
         path = atomic_write_text(out_dir / "sequencer.v", sequencer_verilog(mapped, layer_gap))
         return {"sequencer.v": (path, "sequencer")}
+    if block == "programming":
+        pset = PROGRAMMING_SETS[name]
+        path = atomic_write_text(out_dir / "programming_controller.v",
+                                 programming_verilog(pset.policy, pset.targets(seed)))
+        return {"programming_controller.v": (path, "programming_controller")}
     if block == "crossbar":
         CROSSBAR_SETS[name]     # a KeyError names an unknown set
         return {"mbnn_crossbar.v": (CROSSBAR_SOURCE, "mbnn_crossbar")}

@@ -439,9 +439,22 @@ class Device:
         where ``stuck`` (a :attr:`ProgrammedCells.stuck` map) is non-zero do not change.
         Draws, in order: one ``rng.random`` per cell (did it switch: ``u < p``), unless every
         probability is 0 or 1; then, for continuous devices with ``switch_step_std_s > 0``,
-        one normal per cell for the size of the step.
+        one normal per cell for the size of the step. :meth:`pulse_outcome` is the response
+        to given draws.
         """
         g = np.asarray(g_s, np.float64)
+        p = self._pulse_probability(g, polarity, amplitude_v, width_sec, stuck)
+        if np.all((p == 0) | (p == 1)):
+            u = np.zeros(g.shape)          # u < p is then p == 1: nothing to draw
+        else:
+            u = self._need_rng(rng, "switching outcomes").random(g.shape)
+        z = np.zeros(g.shape)
+        if self.levels is None and self.switch_step_s is not None and self.switch_step_std_s \
+                and (u < p).any():
+            z = self._need_rng(rng, "switching steps").standard_normal(g.shape)
+        return self.pulse_outcome(g, polarity, amplitude_v, width_sec, u, z, stuck)
+
+    def _pulse_probability(self, g, polarity, amplitude_v, width_sec, stuck) -> np.ndarray:
         pol = np.broadcast_to(np.asarray(polarity), g.shape)
         if not np.all(np.isin(pol, (SET, 0, RESET))):
             raise ValueError(f"polarity must be +1 (SET), -1 (RESET) or 0 (no pulse), not "
@@ -451,10 +464,20 @@ class Device:
         p = np.where(pol == 0, 0.0, p)
         if stuck is not None:
             p = np.where(np.asarray(stuck) != HEALTHY, 0.0, p)
-        if np.all((p == 0) | (p == 1)):
-            fired = p == 1
-        else:
-            fired = self._need_rng(rng, "switching outcomes").random(g.shape) < p
+        return p
+
+    def pulse_outcome(self, g_s, polarity, amplitude_v, width_sec, u, z, stuck=None
+                      ) -> np.ndarray:
+        """Conductances after one pulse, given its draws: the cell switches when ``u < p``
+        (``u`` uniform in [0, 1), one per cell), and a continuous device's step is
+        ``switch_step_s + switch_step_std_s * z`` (``z`` standard normal, one per cell). The
+        law of :meth:`pulse`, for callers that draw per cell themselves
+        (:mod:`golden.programming` draws each cell's pulses from a counter-based stream, so
+        that the order cells are programmed in does not change their outcome)."""
+        g = np.asarray(g_s, np.float64)
+        pol = np.broadcast_to(np.asarray(polarity), g.shape)
+        p = self._pulse_probability(g, polarity, amplitude_v, width_sec, stuck)
+        fired = np.asarray(u) < p
         direction = np.where(fired, pol, 0).astype(np.float64)
         if self.levels is not None:
             spacing = (self.g_on_s - self.g_off_s) / (self.levels - 1)
@@ -464,10 +487,7 @@ class Device:
             return g + (new - idx) * spacing
         if self.switch_step_s is None:
             return np.where(direction > 0, self.g_on_s, np.where(direction < 0, self.g_off_s, g))
-        step = np.full(g.shape, self.switch_step_s)
-        if self.switch_step_std_s and fired.any():
-            step = step + self.switch_step_std_s * \
-                self._need_rng(rng, "switching steps").standard_normal(g.shape)
+        step = self.switch_step_s + self.switch_step_std_s * np.asarray(z, np.float64)
         moved = np.clip(g + direction * np.maximum(step, 0.0), self.g_off_s, self.g_on_s)
         return np.where(fired, moved, g)
 

@@ -24,6 +24,7 @@ from sim.spice_raw import RawFormatError, read_raw
 __all__ = ["CELL_MODEL", "TOLERANCE_OPTIONS", "tolerance_options", "simulate"]
 
 CELL_MODEL = REPO_ROOT / "rtl" / "analog" / "mbnn_cell.va"
+MEMRISTOR_MODEL = REPO_ROOT / "rtl" / "analog" / "mbnn_memristor.va"
 
 # Tolerances far below VACASK's SPICE-like defaults (reltol 1e-3, vntol 1 uV, abstol 1 pA):
 # these runs check a solver to 1e-9 (linear) and 1e-6 (sinh) relative, not a design margin.

@@ -1,0 +1,174 @@
+"""ProgrammingController: write-verify programming of the crossbar cells, one cell at a time.
+
+Behaviour -- read before write, pulses towards the target with a stepped amplitude, a verify
+read after every pulse, at most ``max_pulses`` pulses, failures reported -- is specified by
+:func:`golden.programming.program_cells`; this module only implements it, and its command
+stream equals :meth:`golden.programming.ProgrammingResult.commands` (tested, cocotb on Icarus
+and Verilator).
+
+Ports
+-----
+``start``   pulse high for a cycle to program every cell (from cell 0); ignored while busy.
+``cmd``     stream of commands to the array's programming port:
+            ``{op, cell, set, step}`` -- ``op`` 0 is a verify read of ``cell``, 1 a pulse of
+            polarity ``set`` (1 SET, 0 RESET) at amplitude step ``step``.
+``res``     stream of verify-read results ``{code}``, one per read command, in order.
+``report``  stream of failed cells ``{cell, code}`` (the cell's last verify code), in cell
+            order; a cell is reported once, after its ``max_pulses``-th pulse left it outside
+            its window.
+``busy``    programming in progress; ``done`` high from the end of a run until the next start.
+``pulses``, ``failures``  counts of the last run (reset by ``start``).
+
+The targets are a memory generated from the model (a level per cell, as the threshold tables
+are), the level-to-code table a constant.
+
+Timing: a cell that needs no pulse takes 5 cycles when the array answers a read in the cycle
+after it is taken (fetch, read command, result, decision, next cell); each pulse adds a pulse
+command, a read command, the result and a decision.
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.programming import PULSE, READ, WriteVerifyPolicy, level_codes
+
+__all__ = ["ProgrammingController", "command_layout", "result_layout", "report_layout"]
+
+
+def _bits(n: int) -> int:
+    """Unsigned width holding 0..n (at least 1)."""
+    return max(1, int(n).bit_length())
+
+
+def command_layout(policy: WriteVerifyPolicy, cells: int) -> data.StructLayout:
+    return data.StructLayout({"op": unsigned(1), "cell": unsigned(_bits(cells - 1)),
+                              "set": unsigned(1), "step": unsigned(_bits(policy.max_step))})
+
+
+def result_layout(policy: WriteVerifyPolicy) -> data.StructLayout:
+    return data.StructLayout({"code": unsigned(policy.verify_bits)})
+
+
+def report_layout(policy: WriteVerifyPolicy, cells: int) -> data.StructLayout:
+    return data.StructLayout({"cell": unsigned(_bits(cells - 1)),
+                              "code": unsigned(policy.verify_bits)})
+
+
+class ProgrammingController(wiring.Component):
+    """Parameters
+    ----------
+    policy : WriteVerifyPolicy
+        Levels, verify resolution, window, maximum pulses and amplitude steps.
+    targets : sequence of int
+        Target level of every cell, ``0 .. policy.levels - 1``.
+    """
+
+    def __init__(self, policy: WriteVerifyPolicy, targets):
+        targets = [int(t) for t in targets]
+        if not targets:
+            raise ValueError("targets must hold at least one cell")
+        bad = [t for t in targets if not 0 <= t < policy.levels]
+        if bad:
+            raise ValueError(f"target level {bad[0]} is outside 0..{policy.levels - 1}")
+        self.policy, self.targets = policy, targets
+        cells = len(targets)
+        super().__init__({
+            "start": In(1),
+            "cmd": Out(stream.Signature(command_layout(policy, cells))),
+            "res": In(stream.Signature(result_layout(policy))),
+            "report": Out(stream.Signature(report_layout(policy, cells))),
+            "busy": Out(1),
+            "done": Out(1),
+            "pulses": Out(_bits(cells * policy.max_pulses)),
+            "failures": Out(_bits(cells)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        pol, cells = self.policy, len(self.targets)
+        code_w = pol.verify_bits
+
+        level_w = _bits(pol.levels - 1)
+        m.submodules.targets = mem = Memory(shape=unsigned(level_w), depth=max(2, cells),
+                                            init=self.targets)
+        rd = mem.read_port(domain="comb")
+
+        # the cell being programmed is the target memory's read address itself (a separate
+        # register would be an alias Yosys leaves unread in the Verilog)
+        cell = rd.addr
+        target = Signal(code_w)           # the cell's target code
+        code = Signal(code_w)             # its last verify code
+        tried = Signal(_bits(pol.max_pulses))
+        last_set = Signal()
+        step = Signal(_bits(pol.max_step))
+
+        codes = level_codes(pol.levels, code_w)
+        table = Const(sum(c << (k * code_w) for k, c in enumerate(codes)), code_w * len(codes))
+        # in the window: |code - target| <= window, in signed arithmetic one bit wider
+        diff = Signal(signed(code_w + 1))
+        m.d.comb += diff.eq(code - target)
+        inside = (diff >= -pol.window_codes) & (diff <= pol.window_codes)
+        below = diff < 0
+
+        m.d.comb += [self.cmd.payload.cell.eq(cell), self.report.payload.cell.eq(cell),
+                     self.report.payload.code.eq(code)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [cell.eq(0), self.pulses.eq(0), self.failures.eq(0),
+                                 self.done.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [target.eq(table.word_select(rd.data, code_w)), tried.eq(0),
+                             step.eq(0)]
+                m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += [self.busy.eq(1), self.cmd.valid.eq(1),
+                             self.cmd.payload.op.eq(READ)]
+                with m.If(self.cmd.ready):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += [self.busy.eq(1), self.res.ready.eq(1)]
+                with m.If(self.res.valid):
+                    m.d.sync += code.eq(self.res.payload.code)
+                    m.next = "DECIDE"
+            with m.State("DECIDE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(inside):
+                    m.next = "NEXT"
+                with m.Elif(tried == pol.max_pulses):
+                    m.next = "REPORT"
+                with m.Else():
+                    # step 0 on a cell's first pulse and after a change of polarity, else one
+                    # more, up to the largest
+                    same = (tried != 0) & (last_set == below)
+                    m.d.sync += [last_set.eq(below),
+                                 step.eq(Mux(same & (step != pol.max_step), step + 1,
+                                             Mux(same, step, 0)))]
+                    m.next = "PULSE"
+            with m.State("PULSE"):
+                m.d.comb += [self.busy.eq(1), self.cmd.valid.eq(1),
+                             self.cmd.payload.op.eq(PULSE), self.cmd.payload.set.eq(last_set),
+                             self.cmd.payload.step.eq(step)]
+                with m.If(self.cmd.ready):
+                    m.d.sync += [tried.eq(tried + 1), self.pulses.eq(self.pulses + 1)]
+                    m.next = "READ"
+            with m.State("REPORT"):
+                m.d.comb += [self.busy.eq(1), self.report.valid.eq(1)]
+                with m.If(self.report.ready):
+                    m.d.sync += self.failures.eq(self.failures + 1)
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(cell == cells - 1):
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += cell.eq(cell + 1)
+                    m.next = "FETCH"
+        return m
