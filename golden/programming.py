@@ -51,7 +51,7 @@ from .checks import check_int
 
 __all__ = ["WriteVerifyPolicy", "ProgrammingResult", "program_cells", "verify_code",
            "level_codes", "cell_uniform", "cell_normal", "initial_cells", "apply_pulse",
-           "READ", "PULSE"]
+           "model_targets", "READ", "PULSE"]
 
 # Command kinds of the controller's command stream (periphery.programming uses the same codes)
 READ, PULSE = 0, 1
@@ -282,11 +282,42 @@ class ProgrammingResult:
         return out
 
 
+def model_targets(mapped, levels: int) -> np.ndarray:
+    """Target level of every physical cell of a mapped model's arrays, flattened in the order
+    (tile, row, physical column) of :func:`golden.analog.parasitics.physical_conductances`:
+    the mapping's target conductances (:func:`golden.conductance.program`) as levels of a
+    ``levels``-level policy.
+
+    Raises
+    ------
+    ValueError
+        A target conductance that is not one of the levels (a reference column needs the
+        middle level: ``levels`` odd).
+    """
+    from .analog.parasitics import physical_conductances
+    from .conductance import program
+
+    chip, device = mapped.chip, mapped.chip.device
+    target = program(mapped, device)
+    phys = np.stack([physical_conductances(target.g_pos_s[t], target.g_neg_s[t], chip.mapping)
+                     for t in range(mapped.tiles)])
+    x = (phys - device.g_off_s) / (device.g_on_s - device.g_off_s) * (levels - 1)
+    level = np.rint(x)
+    off = np.abs(x - level) > 1e-9
+    if off.any():
+        g = phys[off].flat[0]
+        raise ValueError(f"target conductance {g:.6g} S of the {chip.mapping} mapping is not one "
+                         f"of {levels} levels from g_off to g_on (a reference column needs an "
+                         f"odd number of levels)")
+    return level.astype(np.int64).reshape(-1)
+
+
 def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck,
-                  seed: int) -> ProgrammingResult:
+                  seed: int, progress=None) -> ProgrammingResult:
     """Write-verify programming of cells ``g_s`` (with ``stuck`` map) to target levels
     ``targets`` (ints in ``0 .. policy.levels - 1``), vectorised over cells: one iteration per
     pulse index. ``seed`` keys the device's switching draws (module docstring).
+    ``progress(k, max_pulses, cells_left)`` is called after each pulse index.
 
     Raises
     ------
@@ -331,6 +362,8 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
         energy += float(np.sum(device.v_read_v ** 2 * g[idx] * policy.read_time_sec))
         log.append((idx, np.full(len(idx), k), pol, step[idx].copy(), code[idx].copy()))
         active[idx] = np.abs(code[idx] - target_code[idx]) > policy.window_codes
+        if progress is not None:
+            progress(k + 1, policy.max_pulses, int(active.sum()))
     if log:
         cat = [np.concatenate([entry[i] for entry in log]) for i in range(5)]
         order = np.lexsort((cat[1], cat[0]))

@@ -581,6 +581,83 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_program(args) -> int:
+    """Golden write-verify programming of a model's arrays (golden.programming)."""
+    import json as _json
+
+    from golden.mapping import compile_model
+    from golden.model import load_model
+    from golden.programming import (WriteVerifyPolicy, initial_cells, model_targets,
+                                    program_cells)
+
+    chip = _chip(args.config, args.device)
+    device = chip.device
+    # a reference column sits at the middle of the range: three levels
+    policy = WriteVerifyPolicy(levels=2 if chip.mapping == "differential" else 3)
+    policy.check_device(device)
+    models = [("--from", args.from_model)] if args.from_model else []
+    models.append(("--model", args.model))
+    targets = []
+    for option, path in models:              # every input checked before any programming
+        mapped = compile_model(load_model(path), chip)
+        try:
+            targets.append(model_targets(mapped, policy.levels))
+        except ValueError as exc:
+            raise ValueError(f"{option} {path}: {exc}") from None
+    cells = len(targets[-1])
+    if len({len(t) for t in targets}) != 1:
+        raise ValueError(f"--from {args.from_model} occupies {len(targets[0])} cells and "
+                         f"--model {args.model} {cells}: reprogramming needs the same arrays")
+    tty = sys.stderr.isatty() and not args.json
+
+    def progress(k, most, left):
+        if tty:
+            print(f"\r  pulse {k}/{most}: {left} cells outside their window   ", end="",
+                  file=sys.stderr, flush=True)
+
+    g, stuck = initial_cells(device, cells, args.seed)
+    t0 = time.perf_counter()
+    runs = []
+    for session, t in enumerate(targets):
+        r = program_cells(device, policy, t, g, stuck, args.seed + session, progress)
+        g = r.g_s
+        runs.append(r)
+    if tty:
+        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    wall = time.perf_counter() - t0
+
+    def figures(r) -> dict:
+        return {"cells": len(r.g_s), "pulses": r.pulses, "reads": r.reads,
+                "skipped_cells": int(r.skipped.sum()), "failed_cells": int(r.failed.sum()),
+                "failed_stuck_cells": int((r.failed & (stuck != 0)).sum()),
+                "program_time_s": r.time_sec, "energy_j": r.energy_j}
+
+    out = {"model": str(args.model), "device": device.preset, "mapping": chip.mapping,
+           "seed": args.seed, "stuck_cells": int((stuck != 0).sum()),
+           "policy": {k: getattr(policy, k) for k in policy.__dataclass_fields__},
+           **figures(runs[-1]), "wall_s": wall}
+    if args.from_model:
+        fresh = program_cells(device, policy, targets[-1], *initial_cells(device, cells, args.seed),
+                              args.seed + 1)
+        out["from"] = {"model": str(args.from_model), **figures(runs[0])}
+        out["fresh_chip"] = figures(fresh)
+    if args.json:
+        print(_json.dumps(out, sort_keys=True))
+        return 0
+    print(f"programmed {args.model} on {cells} cells ({device.preset}, {chip.mapping}, seed "
+          f"{args.seed}) in {wall:.1f} s: {out['pulses']} pulses, {out['skipped_cells']} cells "
+          f"skipped by read-before-write, {out['failed_cells']} failed "
+          f"({out['failed_stuck_cells']} of the {out['stuck_cells']} stuck cells); "
+          f"programming time {out['program_time_s'] * 1e3:.2f} ms, energy "
+          f"{out['energy_j'] * 1e6:.3f} uJ")
+    if args.from_model:
+        f = out["fresh_chip"]
+        print(f"  over {args.from_model}: {out['pulses']} pulses and "
+              f"{out['energy_j'] * 1e6:.3f} uJ, against {f['pulses']} pulses and "
+              f"{f['energy_j'] * 1e6:.3f} uJ on a fresh chip")
+    return 0
+
+
 def _cmd_spice_check(args) -> int:
     import json
 
@@ -1162,6 +1239,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True)
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_eval)
+
+    prog = sub.add_parser("program", help="golden write-verify programming of a model's "
+                                          "arrays: pulses, failed cells, time and energy")
+    prog.add_argument("--model", required=True, help="model file (.npz)")
+    prog.add_argument("--config", default=None, help="chip configuration (TOML)")
+    prog.add_argument("--device", default=None, help="device preset (default: the config's)")
+    prog.add_argument("--seed", type=_seed, default=1, help="device draws (stuck cells, "
+                                                           "switching)")
+    prog.add_argument("--from", dest="from_model", default=None, metavar="F_OLD",
+                      help="program F_OLD first, then --model over it (read-before-write "
+                           "savings)")
+    prog.add_argument("--json", action="store_true", help="print one JSON object")
+    prog.set_defaults(func=_cmd_program)
 
     inf = sub.add_parser("infer", help="MNIST test images through the generated RTL (or the "
                                        "golden mapped model), checked against the golden model")

@@ -1,0 +1,85 @@
+"""`mbnn program`: golden write-verify programming of a model's arrays on the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.model import save_model
+from sim.regressions import TINY_ARCH
+from sim.stimulus import random_model
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def mbnn(*args):
+    return subprocess.run([sys.executable, "-m", "sim.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+@pytest.fixture()
+def files(tmp_path, seed):
+    """Two random tiny CNNs (same architecture, different weights) and a 16x8 RRAM chip
+    with many stuck cells."""
+    rng = np.random.default_rng(seed)
+    a = save_model(tmp_path / "a.npz", random_model(TINY_ARCH, rng))
+    b = save_model(tmp_path / "b.npz", random_model(TINY_ARCH, rng))
+    config = tmp_path / "chip.toml"
+    config.write_text("[array]\nrows = 16\ncolumns = 8\n[device]\npreset = \"rram\"\n"
+                      "stuck_on_rate = 0.02\nstuck_off_rate = 0.03\n")
+    return a, b, config
+
+
+def test_program_reports_pulses_failures_time_and_energy(files):
+    a, _, config = files
+    r = mbnn("program", "--model", a, "--config", config, "--seed", 3, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("cells", "pulses", "skipped_cells", "failed_cells", "program_time_s",
+                "energy_j"):
+        assert key in out
+    # every array of 16 rows x 16 physical columns (differential pairs of 8 weight columns)
+    assert out["cells"] % (16 * 16) == 0
+    assert 0 < out["failed_stuck_cells"] <= out["failed_cells"] and out["pulses"] > 0
+    assert 0 < out["skipped_cells"] < out["cells"]
+    again = json.loads(mbnn("program", "--model", a, "--config", config, "--seed", 3,
+                            "--json").stdout)
+    assert {k: v for k, v in again.items() if k != "wall_s"} == \
+        {k: v for k, v in out.items() if k != "wall_s"}
+
+
+def test_reprogramming_over_another_model_saves_pulses(files):
+    a, b, config = files
+    r = mbnn("program", "--model", b, "--from", a, "--config", config, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["from"]["model"] == str(a)
+    # b over a: only the cells whose weight changed need pulses
+    assert out["pulses"] < out["fresh_chip"]["pulses"]
+    assert out["skipped_cells"] > out["fresh_chip"]["skipped_cells"]
+    r = mbnn("program", "--model", b, "--from", a, "--config", config)
+    assert "on a fresh chip" in r.stdout and r.returncode == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    # binary RRAM cannot hold the reference column's middle conductance
+    (["--device", "rram", "--config", "{ref}"],
+     "target level 1 (code 128) is unreachable for device 'rram'"),
+    (["--from", "models/mlp.npz", "--config", "{chip}"],
+     "reprogramming needs the same arrays"),
+    (["--device", "nope"], "--device: unknown device preset 'nope'"),
+])
+def test_bad_input_is_one_clear_line(files, tmp_path, extra, message):
+    a, _, config = files
+    (tmp_path / "ref.toml").write_text("[array]\nrows = 16\ncolumns = 8\n"
+                                       "mapping = \"reference_column\"\n")
+    args = [x.replace("{ref}", str(tmp_path / "ref.toml")).replace("{chip}", str(config))
+            for x in extra]
+    r = mbnn("program", "--model", a, *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
