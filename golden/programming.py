@@ -51,7 +51,7 @@ from .checks import check_int
 
 __all__ = ["WriteVerifyPolicy", "ProgrammingResult", "program_cells", "verify_code",
            "level_codes", "cell_uniform", "cell_normal", "initial_cells", "apply_pulse",
-           "model_targets", "READ", "PULSE"]
+           "model_targets", "program_model", "READ", "PULSE"]
 
 # Command kinds of the controller's command stream (periphery.programming uses the same codes)
 READ, PULSE = 0, 1
@@ -376,3 +376,30 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
         pulse_polarity=cat[2], pulse_step=cat[3], pulse_code=cat[4], failed=active.copy(),
         final_code=code, policy=policy, device=device, energy_j=energy,
         time_sec=pulses * policy.width_sec + (len(g) + pulses) * policy.read_time_sec)
+
+
+def program_model(mapped, policy: WriteVerifyPolicy, seed: int, over=None, progress=None):
+    """Write-verify programming of every cell of a mapped model's arrays: ``(result, chip)``,
+    the :class:`ProgrammingResult` and the chip it leaves
+    (:func:`golden.analog.chip_state.chip_from_cells`; ADC errors drawn from ``seed``).
+
+    ``over``: the ``(result, chip)`` of an earlier programming of the same arrays to start
+    from, its stuck cells included (this second session draws with ``seed + 1``); default a
+    fresh chip drawn from ``seed``."""
+    from .analog.chip_state import chip_from_cells
+    device = mapped.chip.device
+    targets = model_targets(mapped, policy.levels)
+    if over is None:
+        g, stuck = initial_cells(device, len(targets), seed)
+        session = seed
+    else:
+        g, stuck = over[0].g_s, over[1].stuck.reshape(-1)
+        session = seed + 1
+        if len(g) != len(targets):
+            raise ValueError(f"the earlier programming has {len(g)} cells, these arrays "
+                             f"{len(targets)}")
+    result = program_cells(device, policy, targets, g, stuck, session, progress)
+    shape = (mapped.tiles, mapped.chip.rows, len(targets) // (mapped.tiles * mapped.chip.rows))
+    chip = chip_from_cells(mapped, result.g_s.reshape(shape), np.asarray(stuck).reshape(shape),
+                           seed)
+    return result, chip

@@ -582,13 +582,17 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_program(args) -> int:
-    """Golden write-verify programming of a model's arrays (golden.programming)."""
+    """Golden write-verify programming of a model's arrays (golden.programming), and the
+    accuracy of the chip it leaves."""
     import json as _json
 
+    import numpy as np
+
+    from golden.analog.chip_state import analog_infer, check_programming_memory
     from golden.mapping import compile_model
-    from golden.model import load_model
-    from golden.programming import (WriteVerifyPolicy, initial_cells, model_targets,
-                                    program_cells)
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.model import infer, load_model
+    from golden.programming import WriteVerifyPolicy, model_targets, program_model
 
     chip = _chip(args.config, args.device)
     device = chip.device
@@ -597,17 +601,26 @@ def _cmd_program(args) -> int:
     policy.check_device(device)
     models = [("--from", args.from_model)] if args.from_model else []
     models.append(("--model", args.model))
-    targets = []
+    mapped = []
     for option, path in models:              # every input checked before any programming
-        mapped = compile_model(load_model(path), chip)
+        m = compile_model(load_model(path), chip)
         try:
-            targets.append(model_targets(mapped, policy.levels))
+            model_targets(m, policy.levels)
         except ValueError as exc:
             raise ValueError(f"{option} {path}: {exc}") from None
-    cells = len(targets[-1])
-    if len({len(t) for t in targets}) != 1:
-        raise ValueError(f"--from {args.from_model} occupies {len(targets[0])} cells and "
-                         f"--model {args.model} {cells}: reprogramming needs the same arrays")
+        mapped.append(m)
+    if len({m.tiles for m in mapped}) != 1:
+        raise ValueError(f"--from {args.from_model} occupies {mapped[0].tiles} arrays and "
+                         f"--model {args.model} {mapped[-1].tiles}: reprogramming needs the "
+                         f"same arrays")
+    check_programming_memory(mapped[-1], chips_at_once=2)
+    model = load_model(args.model)
+    if args.images and int(np.prod(model.arch.input_shape)) != 784:
+        raise ValueError(f"--images {args.images}: the model's input {model.arch.input_shape} "
+                         f"is not an MNIST image; give --images 0")
+    test = load_mnist("test")
+    pixels = binarize_pixels(test.images[:args.images])
+    labels = test.labels[:args.images]
     tty = sys.stderr.isatty() and not args.json
 
     def progress(k, most, left):
@@ -615,16 +628,15 @@ def _cmd_program(args) -> int:
             print(f"\r  pulse {k}/{most}: {left} cells outside their window   ", end="",
                   file=sys.stderr, flush=True)
 
-    g, stuck = initial_cells(device, cells, args.seed)
     t0 = time.perf_counter()
     runs = []
-    for session, t in enumerate(targets):
-        r = program_cells(device, policy, t, g, stuck, args.seed + session, progress)
-        g = r.g_s
-        runs.append(r)
+    for m in mapped:
+        runs.append(program_model(m, policy, args.seed, runs[-1] if runs else None, progress))
     if tty:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     wall = time.perf_counter() - t0
+    result, state = runs[-1]
+    stuck = state.stuck.reshape(-1)
 
     def figures(r) -> dict:
         return {"cells": len(r.g_s), "pulses": r.pulses, "reads": r.reads,
@@ -635,21 +647,28 @@ def _cmd_program(args) -> int:
     out = {"model": str(args.model), "device": device.preset, "mapping": chip.mapping,
            "seed": args.seed, "stuck_cells": int((stuck != 0).sum()),
            "policy": {k: getattr(policy, k) for k in policy.__dataclass_fields__},
-           **figures(runs[-1]), "wall_s": wall}
+           **figures(result), "wall_s": wall, "images": len(labels)}
+    if len(labels):
+        out["ideal_accuracy"] = float(np.mean(infer(model, pixels).predictions == labels))
+        out["programmed_accuracy"] = float(np.mean(
+            analog_infer(mapped[-1], state, pixels).predictions == labels))
     if args.from_model:
-        fresh = program_cells(device, policy, targets[-1], *initial_cells(device, cells, args.seed),
-                              args.seed + 1)
-        out["from"] = {"model": str(args.from_model), **figures(runs[0])}
+        fresh, _ = program_model(mapped[-1], policy, args.seed)
+        out["from"] = {"model": str(args.from_model), **figures(runs[0][0])}
         out["fresh_chip"] = figures(fresh)
     if args.json:
         print(_json.dumps(out, sort_keys=True))
         return 0
-    print(f"programmed {args.model} on {cells} cells ({device.preset}, {chip.mapping}, seed "
-          f"{args.seed}) in {wall:.1f} s: {out['pulses']} pulses, {out['skipped_cells']} cells "
-          f"skipped by read-before-write, {out['failed_cells']} failed "
+    print(f"programmed {args.model} on {out['cells']} cells ({device.preset}, {chip.mapping}, "
+          f"seed {args.seed}) in {wall:.1f} s: {out['pulses']} pulses, {out['skipped_cells']} "
+          f"cells skipped by read-before-write, {out['failed_cells']} failed "
           f"({out['failed_stuck_cells']} of the {out['stuck_cells']} stuck cells); "
           f"programming time {out['program_time_s'] * 1e3:.2f} ms, energy "
           f"{out['energy_j'] * 1e6:.3f} uJ")
+    if len(labels):
+        print(f"  golden accuracy on {len(labels)} test images: ideal chip "
+              f"{100 * out['ideal_accuracy']:.2f}%, the programmed chip "
+              f"{100 * out['programmed_accuracy']:.2f}%")
     if args.from_model:
         f = out["fresh_chip"]
         print(f"  over {args.from_model}: {out['pulses']} pulses and "
@@ -1029,6 +1048,17 @@ def _positive(text: str) -> int:
 _positive.description = "a positive integer"
 
 
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {value}")
+    return value
+
+
 def _shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(v) for v in text.split("/"))
@@ -1250,6 +1280,9 @@ def build_parser() -> argparse.ArgumentParser:
     prog.add_argument("--from", dest="from_model", default=None, metavar="F_OLD",
                       help="program F_OLD first, then --model over it (read-before-write "
                            "savings)")
+    prog.add_argument("--images", type=_count, default=1000,
+                      help="test images the programmed chip is scored on (golden read; 0: "
+                           "none)")
     prog.add_argument("--json", action="store_true", help="print one JSON object")
     prog.set_defaults(func=_cmd_program)
 

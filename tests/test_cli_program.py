@@ -37,7 +37,7 @@ def files(tmp_path, seed):
 
 def test_program_reports_pulses_failures_time_and_energy(files):
     a, _, config = files
-    r = mbnn("program", "--model", a, "--config", config, "--seed", 3, "--json")
+    r = mbnn("program", "--model", a, "--config", config, "--seed", 3, "--images", 0, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     for key in ("cells", "pulses", "skipped_cells", "failed_cells", "program_time_s",
@@ -48,21 +48,21 @@ def test_program_reports_pulses_failures_time_and_energy(files):
     assert 0 < out["failed_stuck_cells"] <= out["failed_cells"] and out["pulses"] > 0
     assert 0 < out["skipped_cells"] < out["cells"]
     again = json.loads(mbnn("program", "--model", a, "--config", config, "--seed", 3,
-                            "--json").stdout)
+                            "--images", 0, "--json").stdout)
     assert {k: v for k, v in again.items() if k != "wall_s"} == \
         {k: v for k, v in out.items() if k != "wall_s"}
 
 
 def test_reprogramming_over_another_model_saves_pulses(files):
     a, b, config = files
-    r = mbnn("program", "--model", b, "--from", a, "--config", config, "--json")
+    r = mbnn("program", "--model", b, "--from", a, "--config", config, "--images", 0, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["from"]["model"] == str(a)
     # b over a: only the cells whose weight changed need pulses
     assert out["pulses"] < out["fresh_chip"]["pulses"]
     assert out["skipped_cells"] > out["fresh_chip"]["skipped_cells"]
-    r = mbnn("program", "--model", b, "--from", a, "--config", config)
+    r = mbnn("program", "--model", b, "--from", a, "--config", config, "--images", "0")
     assert "on a fresh chip" in r.stdout and r.returncode == 0
 
 
@@ -73,6 +73,7 @@ def test_reprogramming_over_another_model_saves_pulses(files):
     (["--from", "models/mlp.npz", "--config", "{chip}"],
      "reprogramming needs the same arrays"),
     (["--device", "nope"], "--device: unknown device preset 'nope'"),
+    (["--config", "{chip}"], "--images 1000: the model's input (3, 9, 7) is not an MNIST image"),
 ])
 def test_bad_input_is_one_clear_line(files, tmp_path, extra, message):
     a, _, config = files
@@ -83,3 +84,18 @@ def test_bad_input_is_one_clear_line(files, tmp_path, extra, message):
     r = mbnn("program", "--model", a, *args)
     assert r.returncode == 2, r.stdout + r.stderr
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.slow          # 6.3 million cells programmed: about 30 s
+def test_the_programmed_chip_is_scored_on_mnist(tmp_path):
+    """The shipped MLP on 128x128 arrays of RRAM with 7 % stuck cells: the chip write-verify
+    leaves scores below the ideal chip on the same images."""
+    config = tmp_path / "chip.toml"
+    config.write_text("[array]\nrows = 128\ncolumns = 128\n[device]\npreset = \"rram\"\n"
+                      "stuck_on_rate = 0.02\nstuck_off_rate = 0.05\n")
+    r = mbnn("program", "--model", "models/mlp.npz", "--config", config, "--images", 300,
+             "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["images"] == 300 and out["failed_cells"] > 0
+    assert out["programmed_accuracy"] < out["ideal_accuracy"]

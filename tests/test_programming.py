@@ -140,3 +140,37 @@ def test_bad_targets_are_refused():
         program_cells(device, policy, np.array([0, 2, 1]), g, np.zeros(3), 1)
     with pytest.raises(ValueError, match="one entry per cell"):
         program_cells(device, policy, np.array([0, 1]), g, np.zeros(3), 1)
+
+
+def test_the_programmed_chip_reads_as_the_golden_model_when_every_cell_made_it(seed):
+    """Binary RRAM lands exactly on g_on / g_off when it switches: a chip where write-verify
+    brought every cell into its window (no stuck cells) reads exactly like the plain golden
+    model. With stuck cells, the failed cells are in the chip and change some scores."""
+    from golden.chip import ChipConfig
+    from golden.mapping import compile_model
+    from golden.analog.chip_state import analog_infer
+    from golden.model import infer
+    from golden.programming import program_model
+    from sim.regressions import TINY_ARCH
+    from sim.stimulus import random_model
+
+    rng = np.random.default_rng(seed)
+    model = random_model(TINY_ARCH, rng)
+    pixels = (rng.random((64,) + TINY_ARCH.input_shape) < 0.5).astype(np.uint8)
+    want = infer(model, pixels)
+    assert len(np.unique(want.scores, axis=0)) > 1
+    healthy = ChipConfig(rows=16, columns=8, device=device_preset("rram"))
+    result, chip = program_model(compile_model(model, healthy), WriteVerifyPolicy(), seed)
+    assert result.pulses > 0 and not result.failed.any()
+    got = analog_infer(compile_model(model, healthy), chip, pixels)
+    assert np.array_equal(got.scores, want.scores)
+    faulty = ChipConfig(rows=16, columns=8, device=device_preset("rram", stuck_on_rate=0.05,
+                                                                 stuck_off_rate=0.05))
+    mapped = compile_model(model, faulty)
+    result, chip = program_model(mapped, WriteVerifyPolicy(), seed)
+    assert result.failed.any()
+    assert np.array_equal(chip.g_phys_s.reshape(-1), result.g_s)
+    assert not np.array_equal(analog_infer(mapped, chip, pixels).scores, want.scores)
+    # reprogramming the same model over it: only failed cells are pulsed again
+    again, _ = program_model(mapped, WriteVerifyPolicy(), seed, over=(result, chip))
+    assert set(again.pulse_cell.tolist()) <= set(np.flatnonzero(result.failed).tolist())

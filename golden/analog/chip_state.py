@@ -50,7 +50,8 @@ from .adc import AdcErrors
 from .parasitics import CrossbarNetwork, Parasitics, available_memory_bytes, physical_conductances
 
 __all__ = ["ProgrammedChip", "program_chip", "program_arrays", "check_adc_range", "analog_read",
-           "analog_infer", "programming_memory_bytes", "check_programming_memory"]
+           "analog_infer", "programming_memory_bytes", "check_programming_memory",
+           "chip_from_cells"]
 
 # Peak memory of programming one chip, bytes per weight cell of its arrays: the target planes,
 # the device's draws, the programmed and drifted cells, the stuck map and the two effective
@@ -258,8 +259,17 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
             gain[t], offset[t] = errors.gain, errors.offset_lsb
     if same_chip is not None:
         gain, offset = same_chip.adc_gain.copy(), same_chip.adc_offset_lsb.copy()
-    if not parasitics.ideal:
-        cells_g = effective_conductances(cells_g, parasitics, workers)
+    return _read_state(chip, seed, read_time_sec, cells_g, target, gain, offset, stuck, phys,
+                       workers)
+
+
+def _read_state(chip, seed, read_time_sec, cells_g, target, gain, offset, stuck, phys,
+                workers) -> ProgrammedChip:
+    """The chip's static read state from its cells as the read sees them (after drift and the
+    I-V law): the parasitic reduction and the split into the two sides of each column."""
+    tiles, rows, cols = target.g_pos_s.shape
+    if not chip.parasitics.ideal:
+        cells_g = effective_conductances(cells_g, chip.parasitics, workers)
     g_pos = np.empty((tiles, rows, cols))
     g_neg = np.empty((tiles, rows, cols))
     for t, g in enumerate(cells_g):
@@ -267,6 +277,50 @@ def program_arrays(target: ArrayConductances, chip: ChipConfig, seed: int | None
     return ProgrammedChip(chip, seed, read_time_sec, g_pos, g_neg, target.g_unit_s,
                           target.v_read_v, gain, offset, np.stack(stuck).astype(np.int8),
                           np.stack(phys))
+
+
+def chip_from_cells(mapped: MappedModel, g_phys_s: np.ndarray, stuck: np.ndarray,
+                    seed: int | None = None, workers: int | None = None) -> ProgrammedChip:
+    """The chip whose physical cells are ``g_phys_s`` (tiles, rows, physical columns; what
+    write-verify programming left, :mod:`golden.programming`), read as :func:`program_chip`
+    reads a chip: the I-V law at the read voltage, the parasitic reduction, and ADC errors
+    drawn from ``seed`` (a generator of its own: the cells drew nothing from it). Read at the
+    device's ``t0`` (no drift).
+
+    Raises
+    ------
+    ValueError
+        Cells of another shape than the mapped arrays, a random ADC without a seed, or
+        non-linear cells with parasitic resistance.
+    """
+    chip = mapped.chip
+    target = program(mapped, chip.device)
+    tiles, rows, cols = target.g_pos_s.shape
+    phys_cols = physical_conductances(target.g_pos_s[0], target.g_neg_s[0], chip.mapping).shape[1]
+    g_phys = np.asarray(g_phys_s, np.float64)
+    if g_phys.shape != (tiles, rows, phys_cols) or np.shape(stuck) != g_phys.shape:
+        raise ValueError(f"cells of shape {g_phys.shape} (stuck map {np.shape(stuck)}) for "
+                         f"{tiles} arrays of {rows}x{phys_cols} physical cells")
+    adc, device = chip.adc, chip.device
+    if seed is None and (adc.gain_dtod or adc.offset_dtod_lsb):
+        raise ValueError("this chip's ADC is random: give a seed to draw its errors")
+    if device.iv_v0_v and not chip.parasitics.ideal:
+        raise ValueError(f"device iv_v0_v = {device.iv_v0_v} (non-linear cells) with "
+                         f"parasitic resistance is not a linear map; the RTL crossbar needs one")
+    rng = np.random.default_rng(seed)
+    gain = np.ones((tiles, cols))
+    offset = np.zeros((tiles, cols))
+    for t in range(tiles):
+        errors = adc.draw_errors(cols, rng)
+        gain[t], offset[t] = errors.gain, errors.offset_lsb
+    cells_g = list(g_phys)
+    if device.iv_v0_v:
+        v, v0 = target.v_read_v, device.iv_v0_v
+        cells_g = [g * (v0 * np.sinh(v / v0)) / v for g in cells_g]
+    state = _read_state(chip, seed, None, cells_g, target, gain, offset, list(stuck),
+                        list(g_phys), workers)
+    check_adc_range(mapped, state)
+    return state
 
 
 def _effective(args) -> np.ndarray:
