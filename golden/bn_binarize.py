@@ -1,9 +1,11 @@
 """BN-binarize block: parameters shared with the RTL, and its golden twin.
 
-The block receives one signed pre-activation per beat together with its channel index and
-emits the channel's output bit ``(a >= threshold[c]) XOR invert[c]`` (1 means +1). Thresholds
-and directions live in a per-channel table written through a configuration port; they come from
-:func:`golden.bn_fold.fold_batchnorm` in canonical form.
+The block receives one signed pre-activation per lane and beat, together with a channel index
+(a table entry), and emits each lane's output bit ``(a[k] >= threshold[c][k]) XOR
+invert[c][k]`` (1 means +1). Thresholds and directions live in a table written through a
+configuration port; they come from :func:`golden.bn_fold.fold_batchnorm` in canonical form.
+With one lane (the default) a beat is one channel's pre-activation; the inference core uses
+one block with a lane per array column, an entry per (layer, column tile).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = ["BNBinarizeParams", "BNBinarizeModel"]
 
 MAX_CHANNELS = 65536
 MAX_ACC_WIDTH = 64
+MAX_LANES = 4096
 
 
 def _positive_int(name: str, value, upper: int | None = None) -> None:
@@ -40,14 +43,19 @@ class BNBinarizeParams:
     fan_in : int, optional
         Number of +-1 products summed into a pre-activation; if given, the configured range is
         ``[-fan_in, fan_in]`` and ``acc_width`` must be able to hold it.
+    lanes : int
+        Pre-activations per beat, each with its own threshold and direction in every entry
+        (1..4096; default 1).
     """
 
     channels: int
     acc_width: int
     fan_in: int | None = None
+    lanes: int = 1
 
     def __post_init__(self):
         _positive_int("channels", self.channels, MAX_CHANNELS)
+        _positive_int("lanes", self.lanes, MAX_LANES)
         _positive_int("acc_width", self.acc_width, MAX_ACC_WIDTH)
         if self.acc_width < 2:
             raise ValueError(f"acc_width must be at least 2 (sign + one magnitude bit), "
@@ -104,32 +112,52 @@ class BNBinarizeModel:
     """Golden twin of the BN-binarize block.
 
     Holds the threshold table (all zero after power-up, like the hardware memory) and computes
-    output bits. This is the only place the block's arithmetic is specified.
+    output bits. This is the only place the block's arithmetic is specified. ``threshold`` and
+    ``invert`` have shape ``(channels, lanes)``.
     """
 
     def __init__(self, params: BNBinarizeParams):
         self.params = params
-        self.threshold = np.zeros(params.channels, dtype=np.int64)
-        self.invert = np.zeros(params.channels, dtype=bool)
+        self.threshold = np.zeros((params.channels, params.lanes), dtype=np.int64)
+        self.invert = np.zeros((params.channels, params.lanes), dtype=bool)
 
-    def write(self, channel: int, threshold: int, invert: bool) -> None:
-        self.params.check_threshold(channel, threshold)
-        self.threshold[channel] = threshold
-        self.invert[channel] = bool(invert)
+    def write(self, channel: int, threshold, invert) -> None:
+        """Write entry ``channel``: one threshold and direction per lane (scalars broadcast to
+        every lane)."""
+        t = np.broadcast_to(np.asarray(threshold, dtype=object), (self.params.lanes,))
+        inv = np.broadcast_to(np.asarray(invert), (self.params.lanes,))
+        for value in t:
+            self.params.check_threshold(channel, int(value))
+        self.threshold[channel] = [int(v) for v in t]
+        self.invert[channel] = inv.astype(bool)
 
     def load(self, folded: FoldedThreshold) -> None:
-        """Write a whole folded layer (one entry per channel)."""
-        if folded.channels != self.params.channels:
+        """Write a whole folded layer: channel ``c`` lane ``k`` is the folded layer's channel
+        ``c * lanes + k``."""
+        p = self.params
+        if folded.channels != p.channels * p.lanes:
             raise ValueError(f"folded thresholds have {folded.channels} channels, the block "
-                             f"has {self.params.channels}")
-        for c in range(folded.channels):
-            self.write(c, int(folded.threshold[c]), bool(folded.invert[c]))
+                             f"has {p.channels} entries of {p.lanes} lanes")
+        for c in range(p.channels):
+            lanes = slice(c * p.lanes, (c + 1) * p.lanes)
+            self.write(c, folded.threshold[lanes], folded.invert[lanes])
 
-    def output_bit(self, channel: int, value: int) -> int:
-        """Output bit (0/1) for pre-activation ``value`` of ``channel``."""
+    def output_bits(self, channel: int, values) -> int:
+        """Output bits of pre-activations ``values`` (one per lane) of entry ``channel``:
+        bit ``k`` is lane ``k``'s."""
         p = self.params
         if not 0 <= channel < p.channels:
             raise ValueError(f"channel {channel} out of range 0..{p.channels - 1}")
-        if not p.width_min <= value <= p.width_max:
-            raise ValueError(f"pre-activation {value} does not fit {p.acc_width} signed bits")
-        return int((value >= self.threshold[channel]) ^ self.invert[channel])
+        values = np.broadcast_to(np.asarray(values, dtype=object), (p.lanes,))
+        bits = 0
+        for k, value in enumerate(values):
+            value = int(value)
+            if not p.width_min <= value <= p.width_max:
+                raise ValueError(f"pre-activation {value} does not fit {p.acc_width} signed "
+                                 f"bits")
+            bits |= int((value >= self.threshold[channel, k]) ^ self.invert[channel, k]) << k
+        return bits
+
+    def output_bit(self, channel: int, value: int) -> int:
+        """Output bit (0/1) of a one-lane block for pre-activation ``value`` of ``channel``."""
+        return self.output_bits(channel, value)

@@ -132,9 +132,10 @@ class CoreParams:
 
     @property
     def bn_params(self) -> BNBinarizeParams:
-        """The BN-binarize block of one lane: a channel per table entry, values as wide as a
-        stored threshold."""
-        return BNBinarizeParams(channels=len(self.entries), acc_width=self.threshold_bits)
+        """The core's BN-binarize block: a lane per column, a channel per table entry,
+        values as wide as a stored threshold."""
+        return BNBinarizeParams(channels=len(self.entries), acc_width=self.threshold_bits,
+                                lanes=self.chip.columns)
 
     @property
     def entry_base(self) -> list[int]:

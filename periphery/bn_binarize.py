@@ -25,7 +25,7 @@ block per lane, each powering up with its lane's column of the core's threshold 
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -36,29 +36,38 @@ __all__ = ["BNBinarize", "input_layout", "output_layout", "entry_layout",
            "table_write_signature"]
 
 
+def _per_lane(params: BNBinarizeParams):
+    """A signed pre-activation or threshold: one value, or an array of one per lane."""
+    value = signed(params.acc_width)
+    return value if params.lanes == 1 else data.ArrayLayout(value, params.lanes)
+
+
 def input_layout(params: BNBinarizeParams) -> data.StructLayout:
-    """Payload of ``i``; fields are packed from bit 0 in the order listed."""
-    return data.StructLayout({"value": signed(params.acc_width),
+    """Payload of ``i``; fields are packed from bit 0 in the order listed (``value`` lane 0
+    first)."""
+    return data.StructLayout({"value": _per_lane(params),
                               "channel": unsigned(params.channel_width)})
 
 
 def output_layout(params: BNBinarizeParams) -> data.StructLayout:
-    """Payload of ``o``; ``bit`` is 1 for an output of +1."""
-    return data.StructLayout({"bit": unsigned(1), "channel": unsigned(params.channel_width)})
+    """Payload of ``o``; bit ``k`` of ``bit`` is lane ``k``'s output, 1 for +1."""
+    return data.StructLayout({"bit": unsigned(params.lanes),
+                              "channel": unsigned(params.channel_width)})
 
 
 def entry_layout(params: BNBinarizeParams) -> data.StructLayout:
-    """One threshold-table entry."""
-    return data.StructLayout({"threshold": signed(params.acc_width), "invert": unsigned(1)})
+    """One threshold-table entry (bit ``k`` of ``invert`` is lane ``k``'s direction)."""
+    return data.StructLayout({"threshold": _per_lane(params),
+                              "invert": unsigned(params.lanes)})
 
 
 def table_write_signature(params: BNBinarizeParams) -> wiring.Signature:
-    """Write port of the threshold table, seen from the writer."""
+    """Write port of the threshold table, seen from the writer (a whole entry at once)."""
     return wiring.Signature({
         "en": Out(1),
         "addr": Out(params.channel_width),
-        "threshold": Out(signed(params.acc_width)),
-        "invert": Out(1),
+        "threshold": Out(_per_lane(params)),
+        "invert": Out(params.lanes),
     })
 
 
@@ -70,18 +79,28 @@ class BNBinarize(wiring.Component):
     params : BNBinarizeParams
         Shared with the golden twin; all widths and the latency derive from it.
     init : sequence of (threshold, invert), optional
-        Power-up contents of the table, one entry per channel from channel 0 (the rest zero);
-        each threshold checked as a table write would be
+        Power-up contents of the table, one entry per channel from channel 0 (the rest zero):
+        a threshold and a direction per lane (sequences of ``lanes`` values, or scalars with
+        one lane); each threshold checked as a table write would be
         (:meth:`BNBinarizeParams.check_threshold`).
     """
 
     def __init__(self, params: BNBinarizeParams, init=()):
-        init = [(int(t), int(bool(inv))) for t, inv in init]
+        init = list(init)
         if len(init) > params.channels:
             raise ValueError(f"init has {len(init)} entries; the table has {params.channels}")
-        for channel, (threshold, _) in enumerate(init):
-            params.check_threshold(channel, threshold)
-        self.params, self.init = params, init
+        entries = []
+        for channel, (threshold, invert) in enumerate(init):
+            t = [int(v) for v in (threshold if params.lanes > 1 else [threshold])]
+            inv = [int(bool(v)) for v in (invert if params.lanes > 1 else [invert])]
+            if len(t) != params.lanes or len(inv) != params.lanes:
+                raise ValueError(f"init entry {channel} has {len(t)} thresholds and "
+                                 f"{len(inv)} directions; the block has {params.lanes} lanes")
+            for value in t:
+                params.check_threshold(channel, value)
+            entries.append((t, inv))
+        self.params = params
+        self.init = [(t[0], inv[0]) if params.lanes == 1 else (t, inv) for t, inv in entries]
         super().__init__({
             "cfg": In(table_write_signature(params)),
             "i": In(stream.Signature(input_layout(params))),
@@ -96,9 +115,12 @@ class BNBinarize(wiring.Component):
         # A one-entry memory would have a zero-width address, which Amaranth emits as an
         # ill-formed `[-1:0]` range; two entries cost one unused word and keep the HDL clean.
         depth = max(2, p.channels)
-        m.submodules.table = table = Memory(
-            shape=entry_layout(p), depth=depth,
-            init=[{"threshold": t, "invert": inv} for t, inv in self.init])
+        def entry(threshold, invert):
+            if p.lanes == 1:
+                return {"threshold": threshold, "invert": invert}
+            return {"threshold": threshold, "invert": sum(b << k for k, b in enumerate(invert))}
+        m.submodules.table = table = Memory(shape=entry_layout(p), depth=depth,
+                                            init=[entry(t, inv) for t, inv in self.init])
         wr = table.write_port()
         rd = table.read_port(transparent_for=(wr,))
         m.d.comb += [
@@ -110,7 +132,7 @@ class BNBinarize(wiring.Component):
 
         # Stage 1 holds the beat whose table entry is being read; stage 2 is the output register.
         s1_valid = Signal()
-        s1_value = Signal(signed(p.acc_width))
+        s1_value = Signal(_per_lane(p))
         s1_channel = Signal(p.channel_width)
 
         out_free = ~self.o.valid | self.o.ready
@@ -132,6 +154,13 @@ class BNBinarize(wiring.Component):
             m.d.sync += [
                 self.o.valid.eq(s1_valid),
                 self.o.payload.channel.eq(s1_channel),
-                self.o.payload.bit.eq((s1_value >= rd.data.threshold) ^ rd.data.invert),
+                self.o.payload.bit.eq(self._compare(s1_value, rd.data.threshold)
+                                      ^ rd.data.invert),
             ]
         return m
+
+    def _compare(self, values, thresholds):
+        """``values >= thresholds`` lane by lane, lane 0 in bit 0."""
+        if self.params.lanes == 1:
+            return values >= thresholds
+        return Cat(*(values[k] >= thresholds[k] for k in range(self.params.lanes)))

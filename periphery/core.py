@@ -9,9 +9,9 @@ t     gather: the command's slot words are read from the layer's input buffer
       (asynchronous read ports), concatenated, shifted, cut to ``rows`` word-line bits
 t+1   crossbar port registers drive ``xb.read``/``xb.tile``/``xb.wl``
 t+2   the crossbar's ADC codes arrive (``xb.valid``; fixed latency 1) and are accumulated
-t+3   accumulator result (on ``last``): into the BN-binarize blocks (one
-      :class:`~periphery.bn_binarize.BNBinarize` per lane, the block the block regression
-      verifies), or -- for the output layer -- argmax into the result register
+t+3   accumulator result (on ``last``): into the BN-binarize block
+      (:class:`~periphery.bn_binarize.BNBinarize` with a lane per column, the block the block
+      regression verifies), or -- for the output layer -- argmax into the result register
 t+4   BN-binarize stage 1: the lane's threshold-table entry is read
 t+5   BN-binarize output register: write-back, a read-modify-write of the chunk in the next
       layer's buffer (overwrite for the pixel opening a pooling window, OR for the others)
@@ -193,27 +193,30 @@ class BnnCore(wiring.Component):
             m.d.sync += meta3.eq(meta2)
 
         # --- t+3: binarize (t+3..t+5) or argmax --------------------------------------------
-        # One BN-binarize block per lane, all in lock step: never stalled (o.ready tied high),
-        # so a result leaves each block exactly its latency (2) after it entered, and the
-        # command's metadata follows it through two plain registers.
+        # The BN-binarize block, a lane per column: never stalled (o.ready tied high), so a
+        # result leaves it exactly its latency (2) after it entered, and the command's metadata
+        # follows it through two plain registers.
         lanes = chip.columns
         bn_params = p.bn_params
         assert bn_params.latency == 2, "the metadata delay below assumes a 2-stage block"
-        blocks = []
+        m.submodules.bn_binarize = bn = BNBinarize(
+            bn_params, init=[(row["threshold"], row["invert"]) for row in p.threshold_table])
+        # the payload assigned whole (see the accumulator's input above): every lane's value
+        # sign-extended to the table's width, then the entry
+        extend = bn_params.acc_width - p.accumulator.acc_bits
+        assert extend >= 0, "a stored threshold is at least as wide as a value"
+        parts = []
         for k in range(lanes):
-            block = BNBinarize(bn_params, init=[(row["threshold"][k], row["invert"][k])
-                                                for row in p.threshold_table])
-            m.submodules[f"bn_binarize{k}"] = block
-            m.d.comb += [block.i.valid.eq(acc.o.valid & ~meta3.final),
-                         block.i.payload.value.eq(acc.o.payload.values[k]),
-                         block.i.payload.channel.eq(acc.o.payload.entry),
-                         block.o.ready.eq(1), block.cfg.en.eq(0)]
-            blocks.append(block)
+            v = Value.cast(acc.o.payload.values[k])
+            parts.append(Cat(v, v[-1].replicate(extend)) if extend else v)
+        parts.append(Value.cast(acc.o.payload.entry))
+        m.d.comb += [bn.i.valid.eq(acc.o.valid & ~meta3.final), bn.i.payload.eq(Cat(*parts)),
+                     bn.o.ready.eq(1), bn.cfg.en.eq(0)]
         meta4 = Signal(_meta_layout(p))
         wb = Signal(_meta_layout(p))
         m.d.sync += [meta4.eq(meta3), wb.eq(meta4)]
-        wb_bits = Cat(block.o.payload.bit for block in blocks)
-        wb_valid = blocks[0].o.valid
+        wb_bits = bn.o.payload.bit
+        wb_valid = bn.o.valid
 
         scores = [acc.o.payload.values[k] for k in range(p.classes)]
         best = scores[0]

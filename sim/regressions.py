@@ -46,9 +46,12 @@ BN_BINARIZE_SETS = {
     "c3_w64": BNBinarizeParams(channels=3, acc_width=64),
     # a full 256-column array's worth of channels
     "c256_w16": BNBinarizeParams(channels=256, acc_width=16),
-    # one lane of the shipped MLP's core on 128x128 arrays (CoreParams.bn_params: a channel
-    # per threshold-table entry, thresholds one above the accumulator's range; tested equal)
-    "c25_w14_mlp_lane": BNBinarizeParams(channels=25, acc_width=14),
+    # the shipped MLP's core on 128x128 arrays (CoreParams.bn_params: a lane per column, a
+    # channel per threshold-table entry, thresholds one above the accumulator's range; tested
+    # equal)
+    "c25_w14_l128_mlp": BNBinarizeParams(channels=25, acc_width=14, lanes=128),
+    # a few lanes, odd
+    "c6_w9_l5": BNBinarizeParams(channels=6, acc_width=9, lanes=5),
 }
 
 

@@ -18,9 +18,9 @@ def test_bn_binarize_rtl(name, simulator, seed, build_root, record_property):
     check_cocotb_run(result, record_property, tests=9)
 
 def test_the_core_binarizes_with_this_block_on_a_verified_parameter_set():
-    """The core instantiates BNBinarize once per lane (it has no compare of its own), with
-    CoreParams.bn_params: for the shipped MLP on the default chip that is a set of this
-    regression, so the exact block the chip uses is verified on its own."""
+    """The core instantiates BNBinarize (it has no compare of its own) with
+    CoreParams.bn_params, a lane per column: for the shipped MLP on the default chip that is a
+    set of this regression, so the exact block the chip uses is verified on its own."""
     from amaranth.hdl import Fragment
 
     from golden.chip import ChipConfig
@@ -31,19 +31,13 @@ def test_the_core_binarizes_with_this_block_on_a_verified_parameter_set():
     from periphery.core import BnnCore
 
     params = CoreParams(compile_model(load_model("models/mlp.npz"), ChipConfig()))
-    assert params.bn_params == BN_BINARIZE_SETS["c25_w14_mlp_lane"]
-    core = BnnCore(params)
-    fragment = Fragment.get(core, None)
-    blocks = [sub for sub, _name, _src in fragment.subfragments
-              if isinstance(getattr(sub, "origins", None), tuple)
-              and any(isinstance(o, BNBinarize) for o in sub.origins)]
-    assert len(blocks) == params.chip.columns
-    lanes = [next(o for o in b.origins if isinstance(o, BNBinarize)) for b in blocks]
-    assert {blk.params for blk in lanes} == {params.bn_params}
-    # each lane powers up with its column of the core's threshold table
-    table = params.threshold_table
-    for k, blk in enumerate(lanes):
-        assert blk.init == [(row["threshold"][k], row["invert"][k]) for row in table]
+    assert params.bn_params == BN_BINARIZE_SETS["c25_w14_l128_mlp"]
+    fragment = Fragment.get(BnnCore(params), None)
+    blocks = [o for sub, _name, _src in fragment.subfragments
+              for o in getattr(sub, "origins", ()) or () if isinstance(o, BNBinarize)]
+    assert len(blocks) == 1 and blocks[0].params == params.bn_params
+    # it powers up with the core's threshold table
+    assert blocks[0].init == [(row["threshold"], row["invert"]) for row in params.threshold_table]
 
 
 def test_an_initial_table_is_checked_like_a_table_write():

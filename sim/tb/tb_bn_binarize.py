@@ -25,6 +25,23 @@ from sim.streams import StreamSink, StreamSource
 from sim.tb_base import ClockedStreamTB
 
 PARAMS = BNBinarizeParams(**json.loads(os.environ["MBNN_PARAMS"]))
+LANES = PARAMS.lanes
+
+
+def lane_values(beat: dict) -> list[int]:
+    """A beat's pre-activations, one per lane."""
+    return [beat["value"]] if LANES == 1 else list(beat["value"])
+
+
+def make_beat(values, channel: int) -> dict:
+    values = [int(v) for v in values]
+    return {"value": values[0] if LANES == 1 else values, "channel": int(channel)}
+
+
+def pack_lanes(values, width: int) -> int:
+    """Lane values as one port word, lane 0 in the low bits (two's complement)."""
+    mask = (1 << width) - 1
+    return sum((int(v) & mask) << (k * width) for k, v in enumerate(values))
 
 # Functional coverage (sim.coverage): the last test fails if any bin was never hit.
 COVERAGE = Coverage("bn_binarize")
@@ -79,13 +96,15 @@ class BNBinarizeTB(ClockedStreamTB):
         if self.last_write == (get_sim_time("ns"), c):
             COVERAGE.hit("write to the channel of a beat accepted in the same cycle")
         self.in_flight.append(c)
-        d = beat["value"] - int(self.model.threshold[c])
-        if abs(d) <= 1:
-            COVERAGE.hit(f"{'le' if self.model.invert[c] else 'ge'}: a-T={d:+d}")
-        if self.model.threshold[c] == self.params.preact_min:
-            COVERAGE.hit("constant channel")
-        bit = self.model.output_bit(beat["channel"], beat["value"])
-        self.scoreboard.expect({"bit": bit, "channel": beat["channel"]})
+        values = lane_values(beat)
+        for k, v in enumerate(values):
+            d = v - int(self.model.threshold[c, k])
+            if abs(d) <= 1:
+                COVERAGE.hit(f"{'le' if self.model.invert[c, k] else 'ge'}: a-T={d:+d}")
+            if self.model.threshold[c, k] == self.params.preact_min:
+                COVERAGE.hit("constant channel")
+        bits = self.model.output_bits(c, values)
+        self.scoreboard.expect({"bit": bits, "channel": c})
 
     def _on_output(self, beat: dict) -> None:
         if self.in_flight:
@@ -95,18 +114,24 @@ class BNBinarizeTB(ClockedStreamTB):
         self.output_cycles.append(self.cycle)
         self.scoreboard.observe(beat)
 
+    def write_entry(self, c: int, thresholds, inverts) -> None:
+        """Drive one table write (in the current cycle) and record it in the model."""
+        thresholds = [int(t) for t in thresholds]
+        inverts = [bool(i) for i in inverts]
+        self.model.write(c, thresholds, inverts)
+        self.dut.cfg__en.value = 1
+        self.dut.cfg__addr.value = c
+        self.dut.cfg__threshold.value = pack_lanes(thresholds, self.params.acc_width)
+        self.dut.cfg__invert.value = sum(int(b) << k for k, b in enumerate(inverts))
+
     async def load(self, folded: FoldedThreshold) -> None:
-        """Write the whole table, one entry per cycle, while the block is idle."""
+        """Write the whole table, one entry per cycle, while the block is idle (entry ``c``
+        lane ``k`` is the folded layer's channel ``c * lanes + k``)."""
         await self.wait_idle()
-        mask = (1 << self.params.acc_width) - 1
-        for c in range(folded.channels):
+        for c in range(self.params.channels):
             await FallingEdge(self.dut.clk)
-            t, inv = int(folded.threshold[c]), bool(folded.invert[c])
-            self.model.write(c, t, inv)
-            self.dut.cfg__en.value = 1
-            self.dut.cfg__addr.value = c
-            self.dut.cfg__threshold.value = t & mask
-            self.dut.cfg__invert.value = int(inv)
+            lanes = slice(c * LANES, (c + 1) * LANES)
+            self.write_entry(c, folded.threshold[lanes], folded.invert[lanes])
         await FallingEdge(self.dut.clk)
         self.dut.cfg__en.value = 0
 
@@ -131,20 +156,23 @@ class BNBinarizeTB(ClockedStreamTB):
         # blocks get thresholds from that span, and their full-width corners are covered by the
         # constant tables of threshold_boundaries.
         lo, hi = max(p.preact_min, -FOLD_LIMIT), min(p.preact_max, FOLD_LIMIT)
-        bn = random_batchnorm(self.np_rng, p.channels, lo, hi)
+        bn = random_batchnorm(self.np_rng, p.channels * LANES, lo, hi)
         return fold_batchnorm(bn, lo, hi)
 
     def random_beats(self, count: int) -> list[dict]:
         p = self.params
         channels = self.np_rng.integers(0, p.channels, size=count)
-        # Half uniform over the configured range, half within +-2 of the channel's threshold.
-        uniform = self.np_rng.integers(p.preact_min, p.preact_max, size=count, endpoint=True)
-        offsets = self.np_rng.integers(-2, 2, size=count, endpoint=True)
-        near = self.np_rng.random(count) < 0.5
+        # Per lane, half uniform over the configured range, half within +-2 of its threshold.
+        uniform = self.np_rng.integers(p.preact_min, p.preact_max, size=(count, LANES),
+                                       endpoint=True)
+        offsets = self.np_rng.integers(-2, 2, size=(count, LANES), endpoint=True)
+        near = self.np_rng.random((count, LANES)) < 0.5
         beats = []
         for c, u, d, n in zip(channels.tolist(), uniform.tolist(), offsets.tolist(), near.tolist()):
-            v = int(self.model.threshold[c]) + d if n else u   # Python ints: no wrap at 64 bits
-            beats.append({"value": min(max(v, p.width_min), p.width_max), "channel": c})
+            # Python ints: no wrap at 64 bits
+            values = [int(self.model.threshold[c, k]) + d[k] if n[k] else u[k]
+                      for k in range(LANES)]
+            beats.append(make_beat([min(max(v, p.width_min), p.width_max) for v in values], c))
         return beats
 
     def check(self) -> None:
@@ -153,13 +181,18 @@ class BNBinarizeTB(ClockedStreamTB):
 
 
 def boundary_beats(params: BNBinarizeParams, model: BNBinarizeModel) -> list[dict]:
-    """Every channel at ``tau - 1, tau, tau + 1`` and at the ends of the range and width."""
+    """Every channel and lane at ``tau - 1, tau, tau + 1`` and at the ends of the range and
+    width (lanes with fewer such values repeat theirs)."""
     full_lo, full_hi = params.width_min, params.width_max
     beats = []
     for c in range(params.channels):
-        t = int(model.threshold[c])
-        values = {t - 1, t, t + 1, params.preact_min, params.preact_max, full_lo, full_hi, 0}
-        beats += [{"value": v, "channel": c} for v in sorted(values) if full_lo <= v <= full_hi]
+        per_lane = []
+        for k in range(LANES):
+            t = int(model.threshold[c, k])
+            values = {t - 1, t, t + 1, params.preact_min, params.preact_max, full_lo, full_hi, 0}
+            per_lane.append(sorted(v for v in values if full_lo <= v <= full_hi))
+        for j in range(max(len(v) for v in per_lane)):
+            beats.append(make_beat([v[j % len(v)] for v in per_lane], c))
     return beats
 
 
@@ -192,11 +225,12 @@ async def threshold_boundaries(dut):
     tables = [tb.random_folded()]
     # thresholds strictly inside the range, so tau - 1 and tau + 1 are both reachable values
     inner = (lo + 1, hi - 1) if hi - lo >= 2 else (lo, hi)
-    for t, inv in [(tb.np_rng.integers(*inner, size=p.channels, endpoint=True), False),
-                   (tb.np_rng.integers(*inner, size=p.channels, endpoint=True), True),
-                   (np.full(p.channels, lo), tb.np_rng.random(p.channels) < 0.5),
-                   (np.full(p.channels, hi), tb.np_rng.random(p.channels) < 0.5)]:
-        tables.append(FoldedThreshold(threshold=t, invert=np.broadcast_to(inv, (p.channels,))))
+    n = p.channels * LANES
+    for t, inv in [(tb.np_rng.integers(*inner, size=n, endpoint=True), False),
+                   (tb.np_rng.integers(*inner, size=n, endpoint=True), True),
+                   (np.full(n, lo), tb.np_rng.random(n) < 0.5),
+                   (np.full(n, hi), tb.np_rng.random(n) < 0.5)]:
+        tables.append(FoldedThreshold(threshold=t, invert=np.broadcast_to(inv, (n,))))
     kinds = set()
     for folded in tables:
         await tb.load(folded)
@@ -263,7 +297,6 @@ async def table_writes_while_streaming(dut):
     await tb.start()
     await tb.load(tb.random_folded())
     tb.source.send(tb.random_beats(_beats_for(p)))
-    mask = (1 << p.acc_width) - 1
     writes = 0
     while not tb.source.idle:
         await FallingEdge(dut.clk)
@@ -272,22 +305,18 @@ async def table_writes_while_streaming(dut):
             continue
         offered = tb.source.offered
         if offered is not None and tb.rng.random() < 0.7:
-            # a threshold within one of the offered value, so the write decides its bit
+            # thresholds within one of the offered values, so the write decides their bits
             c = offered["channel"]
-            t = offered["value"] + tb.rng.choice((-1, 0, 1))
+            ts = [v + tb.rng.choice((-1, 0, 1)) for v in lane_values(offered)]
         else:
             c = tb.rng.randrange(p.channels)
-            t = tb.rng.randint(p.preact_min, p.preact_max)
-        t = min(max(t, p.preact_min, -FOLD_LIMIT), p.preact_max, FOLD_LIMIT)
-        inv = tb.rng.random() < 0.5
-        tb.model.write(c, t, inv)
+            ts = [tb.rng.randint(p.preact_min, p.preact_max) for _ in range(LANES)]
+        ts = [min(max(t, p.preact_min, -FOLD_LIMIT), p.preact_max, FOLD_LIMIT) for t in ts]
+        inverts = [tb.rng.random() < 0.5 for _ in range(LANES)]
         tb.last_write = (get_sim_time("ns"), c)
         if c in tb.in_flight:
             COVERAGE.hit("write while a beat waits in the pipeline")
-        dut.cfg__en.value = 1
-        dut.cfg__addr.value = c
-        dut.cfg__threshold.value = t & mask
-        dut.cfg__invert.value = int(inv)
+        tb.write_entry(c, ts, inverts)
         writes += 1
     await FallingEdge(dut.clk)
     dut.cfg__en.value = 0
