@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["check_int"]
+__all__ = ["check_int", "check_real"]
 
 
 def check_int(name: str, value, lo: int, hi: int) -> None:
@@ -12,3 +14,13 @@ def check_int(name: str, value, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
             or not lo <= value <= hi:
         raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+
+
+def check_real(name: str, value, lo: float, lo_open: bool, what: str) -> float:
+    """``value`` as a float, or ``ValueError`` naming ``name`` and the value: a finite number
+    (not a bool) above ``lo`` (``lo_open``) or at least ``lo``; ``what`` says which
+    ("positive", "non-negative") in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or (value <= lo if lo_open else value < lo):
+        raise ValueError(f"{name} must be a {what} finite number, not {value!r}")
+    return float(value)

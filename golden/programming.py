@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analog.devices import RESET, SET, STUCK_OFF, STUCK_ON, Device
-from .checks import check_int
+from .checks import check_int, check_real
 
 __all__ = ["WriteVerifyPolicy", "ProgrammingResult", "program_cells", "verify_code",
            "level_codes", "cell_uniform", "cell_normal", "initial_cells", "apply_pulse",
@@ -99,12 +99,8 @@ class WriteVerifyPolicy:
         check_int("window_codes", self.window_codes, 0, (1 << self.verify_bits) - 1)
         check_int("max_pulses", self.max_pulses, 1, 1 << 16)
         for name in ("v_start_v", "v_max_v", "width_sec", "read_time_sec"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive finite number, not {v!r}")
-        if not (isinstance(self.v_step_v, (int, float)) and np.isfinite(self.v_step_v)
-                and self.v_step_v >= 0):
-            raise ValueError(f"v_step_v must be a finite number >= 0, not {self.v_step_v!r}")
+            check_real(name, getattr(self, name), 0.0, True, "positive")
+        check_real("v_step_v", self.v_step_v, 0.0, False, "non-negative")
         if self.v_max_v < self.v_start_v:
             raise ValueError(f"v_max_v ({self.v_max_v}) must be at least v_start_v "
                              f"({self.v_start_v})")
@@ -378,17 +374,20 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
         time_sec=pulses * policy.width_sec + (len(g) + pulses) * policy.read_time_sec)
 
 
-def program_model(mapped, policy: WriteVerifyPolicy, seed: int, over=None, progress=None):
+def program_model(mapped, policy: WriteVerifyPolicy, seed: int, over=None, progress=None,
+                  targets=None):
     """Write-verify programming of every cell of a mapped model's arrays: ``(result, chip)``,
     the :class:`ProgrammingResult` and the chip it leaves
     (:func:`golden.analog.chip_state.chip_from_cells`; ADC errors drawn from ``seed``).
 
     ``over``: the ``(result, chip)`` of an earlier programming of the same arrays to start
     from, its stuck cells included (this second session draws with ``seed + 1``); default a
-    fresh chip drawn from ``seed``."""
+    fresh chip drawn from ``seed``. ``targets``: :func:`model_targets` of ``mapped``, when the
+    caller has them already."""
     from .analog.chip_state import chip_from_cells
     device = mapped.chip.device
-    targets = model_targets(mapped, policy.levels)
+    if targets is None:
+        targets = model_targets(mapped, policy.levels)
     if over is None:
         g, stuck = initial_cells(device, len(targets), seed)
         session = seed

@@ -601,11 +601,11 @@ def _cmd_program(args) -> int:
     policy.check_device(device)
     models = [("--from", args.from_model)] if args.from_model else []
     models.append(("--model", args.model))
-    mapped = []
+    mapped, targets = [], []
     for option, path in models:              # every input checked before any programming
         m = compile_model(load_model(path), chip)
         try:
-            model_targets(m, policy.levels)
+            targets.append(model_targets(m, policy.levels))
         except ValueError as exc:
             raise ValueError(f"{option} {path}: {exc}") from None
         mapped.append(m)
@@ -630,8 +630,9 @@ def _cmd_program(args) -> int:
 
     t0 = time.perf_counter()
     runs = []
-    for m in mapped:
-        runs.append(program_model(m, policy, args.seed, runs[-1] if runs else None, progress))
+    for m, t in zip(mapped, targets):
+        runs.append(program_model(m, policy, args.seed, runs[-1] if runs else None, progress,
+                                  targets=t))
     if tty:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     wall = time.perf_counter() - t0
@@ -653,7 +654,7 @@ def _cmd_program(args) -> int:
         out["programmed_accuracy"] = float(np.mean(
             analog_infer(mapped[-1], state, pixels).predictions == labels))
     if args.from_model:
-        fresh, _ = program_model(mapped[-1], policy, args.seed)
+        fresh, _ = program_model(mapped[-1], policy, args.seed, targets=targets[-1])
         out["from"] = {"model": str(args.from_model), **figures(runs[0][0])}
         out["fresh_chip"] = figures(fresh)
     if args.json:
@@ -1025,38 +1026,24 @@ _non_negative = _real("a finite number >= 0", 0.0, False)
 _fraction = _real("a number in [0, 1]", 0.0, False, 1.0)
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed >= 0, not {value}")
-    return value
+def _integer(lo: int, unparsed: str, below: str):
+    """An argparse type: an integer >= ``lo``; the messages say what was expected
+    (``unparsed`` for text that is no integer, ``below`` for a smaller one)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {unparsed}, not {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected {below}, not {value}")
+        return value
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
-    return value
-
-
+_seed = _integer(0, "an integer seed", "a seed >= 0")
+_positive = _integer(1, "a positive integer", "a positive integer")
 _positive.description = "a positive integer"
-
-
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {value}")
-    return value
+_count = _integer(0, "an integer >= 0", "an integer >= 0")
 
 
 def _shard(text: str) -> tuple[int, int]:

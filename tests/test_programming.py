@@ -124,7 +124,7 @@ def test_policies_the_device_cannot_follow_are_refused(device, policy, message):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(max_pulses=0), "max_pulses must be an integer in 1..65536, not 0"),
     (dict(window_codes=-1), "window_codes must be an integer in 0..255, not -1"),
-    (dict(v_step_v=float("nan")), "v_step_v must be a finite number >= 0, not nan"),
+    (dict(v_step_v=float("nan")), "v_step_v must be a non-negative finite number, not nan"),
     (dict(v_max_v=0.9), r"v_max_v \(0.9\) must be at least v_start_v \(1.0\)"),
     (dict(width_sec=0.0), "width_sec must be a positive finite number, not 0.0"),
 ])

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..checks import check_int
+from ..checks import check_int, check_real
 
 __all__ = ["Device", "ProgrammedCells", "IdealDevice", "RramDevice", "PcmDevice", "Dw3Device",
            "Dw5Device", "DEVICE_PRESETS", "device_preset", "device_from_record", "SET", "RESET"]
@@ -61,19 +61,12 @@ def _is_number(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
 
 
-def _finite(name: str, v, lo: float, lo_open: bool, what: str) -> float:
-    """``v`` as a float, or ValueError naming ``name`` and the value."""
-    if not _is_number(v) or not math.isfinite(v) or (v <= lo if lo_open else v < lo):
-        raise ValueError(f"{name} must be a {what} finite number, not {v!r}")
-    return float(v)
-
-
 def _positive(name: str, v) -> float:
-    return _finite(name, v, 0.0, True, "positive")
+    return check_real(name, v, 0.0, True, "positive")
 
 
 def _non_negative(name: str, v) -> float:
-    return _finite(name, v, 0.0, False, "non-negative")
+    return check_real(name, v, 0.0, False, "non-negative")
 
 
 def _rate(name: str, v) -> float:
