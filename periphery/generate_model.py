@@ -40,6 +40,7 @@ from golden.chip import ChipConfig
 from golden.analog.chip_state import ProgrammedChip, program_chip
 from golden.conductance import hex_lines, read_hex_lines
 from golden.core import CoreParams
+from golden.fileio import signals_deferred
 from golden.mapping import compile_model
 from golden.model import load_model
 
@@ -114,7 +115,8 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
     adc_errors = system.adc_errors
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    with signals_deferred():       # an interruption after this leaves tmp to the cleanup
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         (tmp / f"{TOPLEVEL}.v").write_text(verilog_source(system, TOPLEVEL, params.describe()))
         shutil.copyfile(CROSSBAR_SOURCE, tmp / CROSSBAR_SOURCE.name)
@@ -158,13 +160,14 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
         for f in tmp.iterdir():
             os.chmod(f, 0o644)
         os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, old / "x")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
+        with signals_deferred():   # the swap completes or does not start
+            if out_dir.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+                os.replace(out_dir, old / "x")
+                os.replace(tmp, out_dir)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
