@@ -49,7 +49,7 @@ import numpy as np
 from .analog.devices import RESET, SET, STUCK_OFF, STUCK_ON, Device
 from .checks import check_int, check_real
 
-__all__ = ["WriteVerifyPolicy", "ProgrammingResult", "program_cells", "verify_code",
+__all__ = ["WriteVerifyPolicy", "chip_policy", "ProgrammingResult", "program_cells", "verify_code",
            "level_codes", "cell_uniform", "cell_normal", "initial_cells", "apply_pulse",
            "model_targets", "program_model", "READ", "PULSE"]
 
@@ -144,6 +144,13 @@ class WriteVerifyPolicy:
                              f"{device.switch_v_th_v} V")
 
 
+def chip_policy(chip) -> WriteVerifyPolicy:
+    """The default policy for a chip's arrays: the default pulses and window, with binary
+    targets for differential pairs and three levels (off, middle, on) for a reference-column
+    mapping, whose reference cells sit at the middle level."""
+    return WriteVerifyPolicy(levels=2 if chip.mapping == "differential" else 3)
+
+
 def verify_code(device: Device, g_s, bits: int) -> np.ndarray:
     """The verify read's code of conductances ``g_s`` (see the module docstring)."""
     full = (1 << bits) - 1
@@ -230,6 +237,9 @@ class ProgrammingResult:
         The pulse log in command order (cell, then pulse index): the cell, the pulse's index
         on its cell, polarity (+1 SET, -1 RESET), amplitude step, and the verify code read
         after it.
+    pulse_g_s : float64 (pulses,)
+        The cell's conductance after each pulse of the log, siemens: the device's outcome,
+        which a behavioural crossbar replays (:mod:`periphery.generate_model`).
     failed : bool (cells,)
         Cells left outside their window after ``max_pulses`` pulses (stuck cells among them).
     final_code : int64 (cells,)
@@ -245,6 +255,7 @@ class ProgrammingResult:
     pulse_polarity: np.ndarray
     pulse_step: np.ndarray
     pulse_code: np.ndarray
+    pulse_g_s: np.ndarray
     failed: np.ndarray
     final_code: np.ndarray
     policy: WriteVerifyPolicy
@@ -356,20 +367,22 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
         g[idx] = apply_pulse(device, policy, g[idx], idx, k, pol, step[idx], stuck[idx], seed)
         code[idx] = verify_code(device, g[idx], policy.verify_bits)
         energy += float(np.sum(device.v_read_v ** 2 * g[idx] * policy.read_time_sec))
-        log.append((idx, np.full(len(idx), k), pol, step[idx].copy(), code[idx].copy()))
+        log.append((idx, np.full(len(idx), k), pol, step[idx].copy(), code[idx].copy(),
+                    g[idx].copy()))
         active[idx] = np.abs(code[idx] - target_code[idx]) > policy.window_codes
         if progress is not None:
             progress(k + 1, policy.max_pulses, int(active.sum()))
     if log:
-        cat = [np.concatenate([entry[i] for entry in log]) for i in range(5)]
+        cat = [np.concatenate([entry[i] for entry in log]) for i in range(6)]
         order = np.lexsort((cat[1], cat[0]))
-        cat = [a[order].astype(np.int64) for a in cat]
+        cat = [a[order].astype(np.int64) for a in cat[:5]] + [cat[5][order]]
     else:
-        cat = [np.zeros(0, np.int64)] * 5
+        cat = [np.zeros(0, np.int64)] * 5 + [np.zeros(0, np.float64)]
     pulses = len(cat[0])
     return ProgrammingResult(
         g_s=g, first_code=first_code, pulse_cell=cat[0], pulse_index=cat[1],
-        pulse_polarity=cat[2], pulse_step=cat[3], pulse_code=cat[4], failed=active.copy(),
+        pulse_polarity=cat[2], pulse_step=cat[3], pulse_code=cat[4], pulse_g_s=cat[5],
+        failed=active.copy(),
         final_code=code, policy=policy, device=device, energy_j=energy,
         time_sec=pulses * policy.width_sec + (len(g) + pulses) * policy.read_time_sec)
 

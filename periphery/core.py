@@ -36,6 +36,8 @@ Ports
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -44,11 +46,14 @@ from amaranth.lib.wiring import In, Out
 from golden.core import CoreParams
 from golden.schedule import WriteMode, layer_schedule
 
+from golden.programming import WriteVerifyPolicy
+
 from .accumulator import Accumulator
 from .bn_binarize import BNBinarize
+from .programming import ProgrammingController
 from .sequencer import Sequencer
 
-__all__ = ["BnnCore", "BnnSystem", "crossbar_signature", "result_layout"]
+__all__ = ["BnnCore", "BnnSystem", "CrossbarProgramming", "crossbar_signature", "result_layout"]
 
 
 def crossbar_signature(params: CoreParams) -> wiring.Signature:
@@ -265,9 +270,88 @@ class BnnCore(wiring.Component):
         return m
 
 
+@dataclass(frozen=True)
+class CrossbarProgramming:
+    """The programming phase of a :class:`BnnSystem`: the write-verify controller and what the
+    behavioural crossbar needs to replay the device (``mbnn_crossbar.v``, ``PROGRAM = 1``).
+
+    Attributes
+    ----------
+    policy : WriteVerifyPolicy
+    cells : int
+        Physical cells of all arrays; their target levels
+        (:func:`golden.programming.model_targets`) are in ``targets_file``, which the system's
+        weight memory (``mbnn_target_memory``, beside the crossbar) loads.
+    pulses : int
+        Pulses of the golden log the crossbar replays.
+    physical_columns : int
+        Physical columns per array (``2 * columns`` for differential pairs, ``columns + 1``
+        with a reference column).
+    reference : bool
+        Reference-column mapping.
+    g_off_s, g_on_s : float
+        The device's conductance range, siemens (the verify read's scale).
+    cells_file, pulse_g_file, pulse_cmd_file, targets_file : str
+        The crossbar's and the weight memory's files as the simulator will find them.
+    """
+
+    policy: WriteVerifyPolicy
+    cells: int
+    pulses: int
+    physical_columns: int
+    reference: bool
+    g_off_s: float
+    g_on_s: float
+    cells_file: str = "prog_cells.hex"
+    pulse_g_file: str = "prog_pulse_g.hex"
+    pulse_cmd_file: str = "prog_pulse_cmd.hex"
+    targets_file: str = "prog_targets.hex"
+
+
+class _SystemProgramming(wiring.Component):
+    """The controller as ``BnnSystem`` carries it: its status and report ports under the
+    system's own names (``prog_*``), its array-side ports (``cmd``, ``res``, ``target_*``) as
+    they are. A separate module so that the top's aliases of these ports take the system's port
+    names and are renamed apart, as the core's are, rather than left as unread wires of the top
+    module (which Verilator's -Wall checks in full)."""
+
+    def __init__(self, policy: WriteVerifyPolicy, cells: int):
+        self.controller = ProgrammingController(policy, cells)
+        ctrl = self.controller.signature.members
+        super().__init__({
+            "prog_start": In(1), "prog_busy": Out(1), "prog_done": Out(1),
+            "prog_pulses": Out(ctrl["pulses"].shape),
+            "prog_failures": Out(ctrl["failures"].shape),
+            "prog_report": Out(ctrl["report"].signature),
+            # (an In member's .signature is the flipped one: flip it back)
+            "cmd": Out(ctrl["cmd"].signature), "res": In(ctrl["res"].signature.flip()),
+            "target_addr": Out(ctrl["target_addr"].shape),
+            "target_level": In(ctrl["target_level"].shape)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.controller = ctrl = self.controller
+        m.d.comb += [ctrl.start.eq(self.prog_start), self.prog_busy.eq(ctrl.busy),
+                     self.prog_done.eq(ctrl.done), self.prog_pulses.eq(ctrl.pulses),
+                     self.prog_failures.eq(ctrl.failures),
+                     self.target_addr.eq(ctrl.target_addr),
+                     ctrl.target_level.eq(self.target_level)]
+        wiring.connect(m, ctrl.report, wiring.flipped(self.prog_report))
+        wiring.connect(m, ctrl.cmd, wiring.flipped(self.cmd))
+        wiring.connect(m, wiring.flipped(self.res), ctrl.res)
+        return m
+
+
 class BnnSystem(wiring.Component):
     """``BnnCore`` wired to the behavioural crossbar (``rtl/analog/mbnn_crossbar.v``, an
     ``Instance``): the unit the whole-network testbenches simulate.
+
+    With ``programming``, the system also holds a :class:`~periphery.programming.
+    ProgrammingController` wired to the crossbar's pulse port and to a weight memory of target
+    levels (``mbnn_target_memory``, loaded from a file like the crossbar: a whole model's
+    cells are too many for a generated memory initialiser): the arrays start as a fresh chip
+    and hold what the controller programs; ``prog_start`` runs it (ignored while an image is in
+    flight), and no input word is taken while it runs.
 
     Parameters
     ----------
@@ -280,33 +364,86 @@ class BnnSystem(wiring.Component):
         The crossbar loads per-column ADC gain and offset files (``adc_gain.hex``,
         ``adc_offset.hex``); without them the ADCs are ideal and the instance keeps the
         defaults (the generated Verilog of an ideal chip does not change).
+    programming : CrossbarProgramming, optional
+        Add the programming phase. Ports then also: ``prog_start`` (in), ``prog_busy``,
+        ``prog_done``, ``prog_pulses``, ``prog_failures`` and the ``prog_report`` stream of the
+        controller; ``replay_errors`` and ``pulses_replayed`` of the crossbar.
     """
 
     def __init__(self, params: CoreParams, g_unit_s: float, v_read_v: float,
                  gpos_file: str = "gpos.hex", gneg_file: str = "gneg.hex",
-                 adc_errors: bool = False):
+                 adc_errors: bool = False, programming: CrossbarProgramming | None = None):
         self.params = params
         self.g_unit_s, self.v_read_v = float(g_unit_s), float(v_read_v)
         self.gpos_file, self.gneg_file = gpos_file, gneg_file
         self.adc_errors = bool(adc_errors)
-        super().__init__(_external_members(params))
+        self.programming = programming
+        members = _external_members(params)
+        if programming is not None:
+            self._programming = _SystemProgramming(programming.policy, programming.cells)
+            self.controller = self._programming.controller
+            ours = self._programming.signature.members
+            members.update({name: ours[name] for name in (
+                "prog_start", "prog_busy", "prog_done", "prog_pulses", "prog_failures",
+                "prog_report")})
+            members.update({"replay_errors": Out(32), "pulses_replayed": Out(32)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         from amaranth.hdl import ClockSignal, Instance
         m = Module()
         p = self.params
         m.submodules.core = core = BnnCore(p)
-        wiring.connect(m, wiring.flipped(self.i), core.i)
         wiring.connect(m, core.o, wiring.flipped(self.o))
         m.d.comb += [core.dbg_buffer.eq(self.dbg_buffer), core.dbg_addr.eq(self.dbg_addr),
                      self.dbg_data.eq(core.dbg_data), self.active.eq(core.active)]
         adc = {"p_ADC_ERRORS": 1} if self.adc_errors else {}
+        prog = self.programming
+        if prog is None:
+            wiring.connect(m, wiring.flipped(self.i), core.i)
+            # the pulse port idle; its outputs connected (Verilator's -Wall wants every pin) and
+            # unread: Yosys names them as temporaries, which rtl/lint/amaranth.vlt waives
+            port = dict(i_pcmd_valid=0, i_pcmd_op=0, i_pcmd_cell=0, i_pcmd_set=0, i_pcmd_step=0,
+                        i_pres_ready=0)
+            for name, width in (("pcmd_ready", 1), ("pres_valid", 1), ("pres_code", 8),
+                                ("replay_errors", 32), ("pulses_replayed", 32)):
+                port[f"o_{name}"] = Signal(width)
+        else:
+            m.submodules.programming = ctrl = self._programming
+            # no image while the controller runs (nor in the cycle it is started)
+            running = ctrl.prog_busy | ctrl.prog_start
+            m.d.comb += [
+                core.i.payload.eq(self.i.payload),
+                core.i.valid.eq(self.i.valid & ~running),
+                self.i.ready.eq(core.i.ready & ~running),
+                ctrl.prog_start.eq(self.prog_start & ~core.active),
+                self.prog_busy.eq(ctrl.prog_busy), self.prog_done.eq(ctrl.prog_done),
+                self.prog_pulses.eq(ctrl.prog_pulses),
+                self.prog_failures.eq(ctrl.prog_failures)]
+            wiring.connect(m, ctrl.prog_report, wiring.flipped(self.prog_report))
+            m.submodules.targets = Instance(
+                "mbnn_target_memory", p_CELLS=prog.cells, p_ADDR_BITS=len(ctrl.target_addr),
+                p_LEVEL_BITS=len(ctrl.target_level), p_FILE=prog.targets_file,
+                i_addr=ctrl.target_addr, o_level=ctrl.target_level)
+            cmd, res = ctrl.cmd, ctrl.res
+            port = dict(
+                p_PROGRAM=1, p_PCOLS=prog.physical_columns, p_REFERENCE=int(prog.reference),
+                p_PULSES=prog.pulses, p_CELL_BITS=len(cmd.payload.cell),
+                p_STEP_BITS=len(cmd.payload.step), p_VERIFY_BITS=prog.policy.verify_bits,
+                p_G_OFF=float(prog.g_off_s), p_G_ON=float(prog.g_on_s),
+                p_CELLS_FILE=prog.cells_file, p_PULSE_G_FILE=prog.pulse_g_file,
+                p_PULSE_CMD_FILE=prog.pulse_cmd_file,
+                i_pcmd_valid=cmd.valid, o_pcmd_ready=cmd.ready, i_pcmd_op=cmd.payload.op,
+                i_pcmd_cell=cmd.payload.cell, i_pcmd_set=cmd.payload.set,
+                i_pcmd_step=cmd.payload.step, o_pres_valid=res.valid, i_pres_ready=res.ready,
+                o_pres_code=res.payload.code, o_replay_errors=self.replay_errors,
+                o_pulses_replayed=self.pulses_replayed)
         m.submodules.crossbar = Instance(
             "mbnn_crossbar",
             p_ROWS=p.chip.rows, p_COLS=p.chip.columns, p_TILES=p.mapped.tiles,
             p_TILE_BITS=p.command_shape.tile_bits, p_ADC_BITS=p.chip.adc_bits,
             p_V_READ=self.v_read_v, p_G_UNIT=self.g_unit_s,
-            p_GPOS_FILE=self.gpos_file, p_GNEG_FILE=self.gneg_file, **adc,
+            p_GPOS_FILE=self.gpos_file, p_GNEG_FILE=self.gneg_file, **adc, **port,
             i_clk=ClockSignal(), i_read=core.xb.read, i_tile=core.xb.tile, i_wl=core.xb.wl,
             o_valid=core.xb.valid, o_codes=core.xb.codes.as_value())
         return m

@@ -10,13 +10,15 @@ the device and the ADC):
                     conductances (golden.analog.chip_state) on a non-ideal one
 ``adc_gain.hex``, ``adc_offset.hex``  per-column ADC errors of every array (only when the
                     chip's ADC has them)
+``prog_cells.hex``, ``prog_pulse_g.hex``, ``prog_pulse_cmd.hex``, ``prog_targets.hex``
+                    with ``program``: the fresh chip's cells and the golden write-verify log
+                    the crossbar replays, and every cell's target level
+                    (:class:`periphery.core.CrossbarProgramming`); ``gpos``/``gneg`` then hold
+                    the chip that programming leaves, for the testbench's golden side
 ``model.npz``       the model file the hardware was generated from (testbenches' golden)
 ``manifest.json``   parameters (``chip``: the whole chip configuration, including the device
                     preset with every parameter and the ADC settings), derived figures and the
                     SHA-256 of every file above
-
-Only the ideal device and the exact ADC are supported so far (the behavioural crossbar is
-ideal); other chips are refused before anything is written.
 
 The directory appears complete or not at all: it is built beside the target and renamed into
 place.
@@ -38,18 +40,20 @@ import numpy as np
 
 from golden.chip import ChipConfig
 from golden.analog.chip_state import ProgrammedChip, program_chip
+from golden.analog.devices import SET
 from golden.conductance import hex_lines, read_hex_lines
 from golden.core import CoreParams
 from golden.fileio import signals_deferred
 from golden.mapping import compile_model
 from golden.model import load_model
+from golden.programming import chip_policy, initial_cells, model_targets, program_model
 
-from .core import BnnSystem
+from .core import BnnSystem, CrossbarProgramming
 from .fusesoc import core_file, core_name
 from .generate import verilog_source
 
-__all__ = ["generate_model", "build_system", "load_programmed_chip", "CROSSBAR_SOURCE", "TOPLEVEL",
-           "MANIFEST_FORMAT"]
+__all__ = ["generate_model", "build_system", "check_programmable", "pulse_commands",
+           "load_programmed_chip", "CROSSBAR_SOURCE", "TOPLEVEL", "MANIFEST_FORMAT"]
 
 CROSSBAR_SOURCE = Path(__file__).resolve().parent.parent / "rtl" / "analog" / "mbnn_crossbar.v"
 # its compiled read for Icarus (define MBNN_CROSSBAR_VPI; see the file), shipped beside it
@@ -88,30 +92,82 @@ def check_output_dir(out_dir: Path) -> None:
         raise ValueError(f"output directory {out_dir}: {parent} is not writable")
 
 
+def check_programmable(chip: ChipConfig, seed: int | None,
+                       read_time_sec: float | None) -> None:
+    """Refuse a chip whose programming phase the behavioural crossbar cannot replay exactly:
+    its reads must be a per-cell function of the programmed cells (no parasitic network, a
+    linear I-V law, no drift), and a seed must draw the device."""
+    if seed is None:
+        raise ValueError("programming through the controller draws the device's switching: "
+                         "give a seed (--seed)")
+    if not chip.parasitics.ideal:
+        raise ValueError("programming through the controller needs a chip without wire, source "
+                         "or sense resistance: the behavioural crossbar reads the programmed "
+                         "cells directly and cannot solve the parasitic network again")
+    if chip.device.iv_v0_v:
+        raise ValueError(f"programming through the controller needs linear cells; device "
+                         f"{chip.device.preset!r} has iv_v0_v = {chip.device.iv_v0_v}")
+    if read_time_sec is not None:
+        raise ValueError(f"programming through the controller reads at the device's t0: a "
+                         f"read time ({read_time_sec} s, --drift-s) does not apply")
+
+
 def build_system(model, chip: ChipConfig, seed: int | None = None,
-                 read_time_sec: float | None = None):
-    """The hardware of ``model`` on ``chip``: ``(BnnSystem, CoreParams, ProgrammedChip)``, the
-    arrays programmed as :func:`generate_model` describes. Raises ``ValueError`` for a model
-    the core cannot implement."""
+                 read_time_sec: float | None = None, program: bool = False):
+    """The hardware of ``model`` on ``chip``: ``(BnnSystem, CoreParams, ProgrammedChip,
+    programming)``, the arrays programmed as :func:`generate_model` describes. With
+    ``program`` the system programs its own arrays (:func:`golden.programming.program_model`
+    is the golden of what it leaves; ``programming`` is ``(ProgrammingResult, initial
+    cells, targets)``, else None). Raises ``ValueError`` for a model the core cannot
+    implement."""
     mapped = compile_model(model, chip)
     params = CoreParams(mapped)          # validates that the core can implement it
-    state = program_chip(mapped, seed, read_time_sec)
-    system = BnnSystem(params, state.g_unit_s, state.v_read_v, adc_errors=not chip.adc.is_ideal)
-    return system, params, state
+    if not program:
+        state = program_chip(mapped, seed, read_time_sec)
+        system = BnnSystem(params, state.g_unit_s, state.v_read_v,
+                           adc_errors=not chip.adc.is_ideal)
+        return system, params, state, None
+    check_programmable(chip, seed, read_time_sec)
+    policy = chip_policy(chip)
+    targets = model_targets(mapped, policy.levels)
+    result, state = program_model(mapped, policy, seed, targets=targets)
+    cells0, _ = initial_cells(chip.device, len(targets), seed)
+    spec = CrossbarProgramming(
+        policy=policy, cells=len(targets), pulses=result.pulses,
+        physical_columns=state.stuck.shape[2], reference=chip.mapping == "reference_column",
+        g_off_s=chip.device.g_off_s, g_on_s=chip.device.g_on_s)
+    system = BnnSystem(params, state.g_unit_s, state.v_read_v,
+                       adc_errors=not chip.adc.is_ideal, programming=spec)
+    return system, params, state, (result, cells0, targets)
+
+
+def pulse_commands(result, system: BnnSystem) -> list[int]:
+    """The golden pulse log as the crossbar's ``PULSE_CMD_FILE`` holds it: ``{cell, set,
+    step}`` packed as the controller's command fields (cell high, step low)."""
+    step_w = len(system.controller.cmd.payload.step)
+    sets = (result.pulse_polarity == SET).astype(np.int64)
+    return [int(c) << (1 + step_w) | int(st) << step_w | int(sp)
+            for c, st, sp in zip(result.pulse_cell, sets, result.pulse_step)]
 
 
 def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path,
-                   seed: int | None = None, read_time_sec: float | None = None) -> dict:
+                   seed: int | None = None, read_time_sec: float | None = None,
+                   program: bool = False) -> dict:
     """Write the generated hardware of ``model_path`` on ``chip`` to ``out_dir`` and return
     the manifest. The arrays are programmed through the chip's device, parasitics and ADC
     (:func:`golden.analog.chip_state.program_chip` with ``seed``, drift evaluated at
-    ``read_time_sec``); an ideal chip gives the target conductances. Raises
+    ``read_time_sec``); an ideal chip gives the target conductances. With ``program`` the
+    system programs its arrays itself, from a fresh chip drawn from ``seed``, through its
+    write-verify controller (:func:`build_system`; :func:`check_programmable` says which
+    chips can). Raises
     ``ValueError``/``ModelFormatError`` for inputs the core or the crossbar model cannot take,
     before anything is written."""
     model_path, out_dir = Path(model_path), Path(out_dir)
     check_output_dir(out_dir)
+    if program:
+        check_programmable(chip, seed, read_time_sec)
     model = load_model(model_path)
-    system, params, state = build_system(model, chip, seed, read_time_sec)
+    system, params, state, programming = build_system(model, chip, seed, read_time_sec, program)
     adc_errors = system.adc_errors
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +182,16 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
         if adc_errors:
             (tmp / "adc_gain.hex").write_bytes(hex_lines(state.adc_gain))
             (tmp / "adc_offset.hex").write_bytes(hex_lines(state.adc_offset_lsb))
+        if programming is not None:
+            result, cells0, targets = programming
+            spec = system.programming
+            (tmp / spec.cells_file).write_bytes(hex_lines(cells0))
+            (tmp / spec.targets_file).write_text("".join(f"{t:x}\n" for t in targets))
+            # an empty log still needs a line for the crossbar's one-entry memory
+            (tmp / spec.pulse_g_file).write_bytes(hex_lines(result.pulse_g_s)
+                                                  if result.pulses else b"0\n")
+            (tmp / spec.pulse_cmd_file).write_text(
+                "".join(f"{c:x}\n" for c in pulse_commands(result, system)) or "0\n")
         shutil.copyfile(model_path, tmp / "model.npz")
         hex_files = sorted(f.name for f in tmp.glob("*.hex"))
         digest = hashlib.sha256(b"".join(_sha256(tmp / f).encode()
@@ -150,7 +216,12 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
             "programming": {"seed": seed, "read_time_sec": read_time_sec,
                             "ideal": not chip.non_ideal_settings(),
                             "stuck_cells": int((state.stuck != 0).sum()),
-                            "cells": int(state.stuck.size)},
+                            "cells": int(state.stuck.size),
+                            "write_verify": None if programming is None else {
+                                "policy": asdict(system.programming.policy),
+                                "pulses": programming[0].pulses,
+                                "failed_cells": int(programming[0].failed.sum()),
+                                "skipped_cells": int(programming[0].skipped.sum())}},
             "core": params.describe(),
             "analytical_cycles_per_image": params.analytical_cycles_per_image,
             "files": {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}

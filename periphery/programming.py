@@ -20,11 +20,15 @@ Ports
 ``pulses``, ``failures``  counts of the last run (reset by ``start``).
 
 The targets are a memory generated from the model (a level per cell, as the threshold tables
-are), the level-to-code table a constant.
+are), or -- for a whole model's millions of cells, which a generated memory initialiser cannot
+carry -- an external weight memory read through ``target_addr`` -> ``target_level``
+(combinational; in :class:`periphery.core.BnnSystem` a memory loaded from a file). The
+level-to-code table is a constant.
 
-Timing: a cell that needs no pulse takes 5 cycles when the array answers a read in the cycle
-after it is taken (fetch, read command, result, decision, next cell); each pulse adds a pulse
-command, a read command, the result and a decision.
+Timing: a cell that needs no pulse takes 2 cycles when the array answers a read in the cycle
+after it is taken (the read command; the result, decided on as it arrives, with the next
+cell's target read from the memory in the same cycle): 0.5 cells per cycle. Each pulse adds 3
+(the pulse command, the read command, the result) and a failure report 1.
 """
 
 from __future__ import annotations
@@ -63,20 +67,30 @@ class ProgrammingController(wiring.Component):
     ----------
     policy : WriteVerifyPolicy
         Levels, verify resolution, window, maximum pulses and amplitude steps.
-    targets : sequence of int
-        Target level of every cell, ``0 .. policy.levels - 1``.
+    targets : sequence of int, or int
+        Target level of every cell, ``0 .. policy.levels - 1`` (a memory inside the
+        controller); or the number of cells, whose targets are read from an external memory
+        through the ports ``target_addr`` (out) and ``target_level`` (in, combinational).
     """
 
     def __init__(self, policy: WriteVerifyPolicy, targets):
-        targets = [int(t) for t in targets]
-        if not targets:
-            raise ValueError("targets must hold at least one cell")
-        bad = [t for t in targets if not 0 <= t < policy.levels]
-        if bad:
-            raise ValueError(f"target level {bad[0]} is outside 0..{policy.levels - 1}")
-        self.policy, self.targets = policy, targets
-        cells = len(targets)
+        if isinstance(targets, int):
+            if targets < 1:
+                raise ValueError(f"cells {targets}: expected at least one")
+            cells, self.targets = targets, None
+        else:
+            targets = [int(t) for t in targets]
+            if not targets:
+                raise ValueError("targets must hold at least one cell")
+            bad = [t for t in targets if not 0 <= t < policy.levels]
+            if bad:
+                raise ValueError(f"target level {bad[0]} is outside 0..{policy.levels - 1}")
+            cells, self.targets = len(targets), targets
+        self.policy, self.cells = policy, cells
+        external = {} if self.targets is not None else {
+            "target_addr": Out(_bits(cells - 1)), "target_level": In(_bits(policy.levels - 1))}
         super().__init__({
+            **external,
             "start": In(1),
             "cmd": Out(stream.Signature(command_layout(policy, cells))),
             "res": In(stream.Signature(result_layout(policy))),
@@ -89,44 +103,52 @@ class ProgrammingController(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pol, cells = self.policy, len(self.targets)
+        pol, cells = self.policy, self.cells
         code_w = pol.verify_bits
-
-        level_w = _bits(pol.levels - 1)
-        m.submodules.targets = mem = Memory(shape=unsigned(level_w), depth=max(2, cells),
-                                            init=self.targets)
-        rd = mem.read_port(domain="comb")
 
         # the cell being programmed is the target memory's read address itself (a separate
         # register would be an alias Yosys leaves unread in the Verilog)
-        cell = rd.addr
-        target = Signal(code_w)           # the cell's target code
-        code = Signal(code_w)             # its last verify code
+        if self.targets is not None:
+            level_w = _bits(pol.levels - 1)
+            m.submodules.targets = mem = Memory(shape=unsigned(level_w), depth=max(2, cells),
+                                                init=self.targets)
+            rd = mem.read_port(domain="comb")
+            cell, level = rd.addr, rd.data
+        else:
+            cell, level = self.target_addr, self.target_level
+        code = Signal(code_w)             # the cell's last verify code (for its report)
         tried = Signal(_bits(pol.max_pulses))
         last_set = Signal()
         step = Signal(_bits(pol.max_step))
 
         codes = level_codes(pol.levels, code_w)
         table = Const(sum(c << (k * code_w) for k, c in enumerate(codes)), code_w * len(codes))
-        # in the window: |code - target| <= window, in signed arithmetic one bit wider
+        # The decision is taken on the verify result as it arrives: in the window when
+        # |result - target| <= window, in signed arithmetic one bit wider.
+        target = Signal(code_w)
         diff = Signal(signed(code_w + 1))
-        m.d.comb += diff.eq(code - target)
+        m.d.comb += [target.eq(table.word_select(level, code_w)),
+                     diff.eq(self.res.payload.code - target)]
         inside = (diff >= -pol.window_codes) & (diff <= pol.window_codes)
         below = diff < 0
 
         m.d.comb += [self.cmd.payload.cell.eq(cell), self.report.payload.cell.eq(cell),
                      self.report.payload.code.eq(code)]
+
+        def next_cell():
+            with m.If(cell == cells - 1):
+                m.d.sync += self.done.eq(1)
+                m.next = "IDLE"
+            with m.Else():
+                m.d.sync += [cell.eq(cell + 1), tried.eq(0), step.eq(0)]
+                m.next = "READ"
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [cell.eq(0), self.pulses.eq(0), self.failures.eq(0),
-                                 self.done.eq(0)]
-                    m.next = "FETCH"
-            with m.State("FETCH"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [target.eq(table.word_select(rd.data, code_w)), tried.eq(0),
-                             step.eq(0)]
-                m.next = "READ"
+                    m.d.sync += [cell.eq(0), tried.eq(0), step.eq(0), self.pulses.eq(0),
+                                 self.failures.eq(0), self.done.eq(0)]
+                    m.next = "READ"
             with m.State("READ"):
                 m.d.comb += [self.busy.eq(1), self.cmd.valid.eq(1),
                              self.cmd.payload.op.eq(READ)]
@@ -136,21 +158,18 @@ class ProgrammingController(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.res.ready.eq(1)]
                 with m.If(self.res.valid):
                     m.d.sync += code.eq(self.res.payload.code)
-                    m.next = "DECIDE"
-            with m.State("DECIDE"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(inside):
-                    m.next = "NEXT"
-                with m.Elif(tried == pol.max_pulses):
-                    m.next = "REPORT"
-                with m.Else():
-                    # step 0 on a cell's first pulse and after a change of polarity, else one
-                    # more, up to the largest
-                    same = (tried != 0) & (last_set == below)
-                    m.d.sync += [last_set.eq(below),
-                                 step.eq(Mux(same & (step != pol.max_step), step + 1,
-                                             Mux(same, step, 0)))]
-                    m.next = "PULSE"
+                    with m.If(inside):
+                        next_cell()
+                    with m.Elif(tried == pol.max_pulses):
+                        m.next = "REPORT"
+                    with m.Else():
+                        # step 0 on a cell's first pulse and after a change of polarity, else
+                        # one more, up to the largest
+                        same = (tried != 0) & (last_set == below)
+                        m.d.sync += [last_set.eq(below),
+                                     step.eq(Mux(same & (step != pol.max_step), step + 1,
+                                                 Mux(same, step, 0)))]
+                        m.next = "PULSE"
             with m.State("PULSE"):
                 m.d.comb += [self.busy.eq(1), self.cmd.valid.eq(1),
                              self.cmd.payload.op.eq(PULSE), self.cmd.payload.set.eq(last_set),
@@ -162,13 +181,5 @@ class ProgrammingController(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.report.valid.eq(1)]
                 with m.If(self.report.ready):
                     m.d.sync += self.failures.eq(self.failures + 1)
-                    m.next = "NEXT"
-            with m.State("NEXT"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(cell == cells - 1):
-                    m.d.sync += self.done.eq(1)
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += cell.eq(cell + 1)
-                    m.next = "FETCH"
+                    next_cell()
         return m

@@ -21,6 +21,8 @@ def _cmd_generate(args) -> int:
         return _generate_model(args)
     if args.block is None:
         raise ValueError("give a block to generate (bn-binarize) or --model FILE")
+    if args.program:
+        raise ValueError("--program programs a model's arrays: give --model FILE, not a block")
     if args.channels is None or args.acc_width is None:
         raise ValueError(f"{args.block} needs --channels and --acc-width")
     from golden.fileio import atomic_write_text
@@ -67,7 +69,7 @@ def _generate_model(args) -> int:
         raise ValueError(f"give either a block ({args.block}) or --model, not both")
     t0 = time.perf_counter()
     manifest = generate_model(args.model, _chip(args.config, args.device), args.out,
-                              seed=args.seed, read_time_sec=args.drift_s)
+                              seed=args.seed, read_time_sec=args.drift_s, program=args.program)
     core = manifest["core"]
     print(f"generated {args.out}: {manifest['model']['architecture']} on {core['tiles']} arrays "
           f"of {core['rows']}x{core['columns']}, {core['reads_per_image']} array reads per "
@@ -335,21 +337,23 @@ def _cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
-def _generated_dir(model_path: Path, chip, seed, drift_s, build) -> Path:
+def _generated_dir(model_path: Path, chip, seed, drift_s, build, program=False) -> Path:
     """Where ``infer`` generates a model on a chip: one directory per (model, chip, seed,
-    read time)."""
+    read time, programming phase)."""
     import hashlib
     key = hashlib.sha256(Path(model_path).read_bytes() + repr(chip).encode()
-                         + repr((seed, drift_s)).encode()).hexdigest()[:12]
+                         + repr((seed, drift_s) + ((True,) if program else ())).encode()
+                         ).hexdigest()[:12]
     return Path(build) / f"{Path(model_path).stem}-{key}"
 
 
 def _run_inference(model, config, sim, images, offset, check_layers, build, seed, device=None,
                    drift_s=None, share_build: Path | None = None, pregenerated: bool = False,
                    crossbar: str = "behavioural", dataset: str = "mnist",
-                   quiet=True) -> dict:
+                   quiet=True, program: bool = False) -> dict:
     """Generate the hardware of ``model`` and run ``images`` images
-    through it on ``sim``; ``golden`` runs the mapped golden model instead."""
+    through it on ``sim``; ``golden`` runs the mapped golden model instead. ``program``: the
+    system programs its arrays itself first (golden: the chip golden write-verify leaves)."""
     import numpy as np
 
     from golden.mapping import compile_model, mapped_infer
@@ -379,7 +383,13 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
         labels = test.labels[offset:offset + images]
         mapped = compile_model(loaded, chip)
         want = infer(loaded, pixels)
-        if non_ideal:
+        if program:
+            from golden.analog.chip_state import analog_infer
+            from golden.programming import chip_policy, program_model
+            got = analog_infer(mapped, program_model(mapped, chip_policy(chip), seed)[1], pixels)
+            ideal = mapped_infer(compile_model(loaded, chip.ideal()), pixels)
+            mism = 0
+        elif non_ideal:
             from golden.analog.chip_state import analog_infer, program_chip
             got = analog_infer(mapped, program_chip(mapped, seed, drift_s), pixels)
             # the reference of a non-ideal chip is the ideal chip (saturation included)
@@ -396,12 +406,13 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
                 "non_ideal_chip": non_ideal,
                 "cycles_per_image": None,
                 "min_cycles_per_image": mapped.reads_per_image, "images_per_s": images / dt}
-    gen_dir = _generated_dir(model_path, chip, seed, drift_s, build)
+    gen_dir = _generated_dir(model_path, chip, seed, drift_s, build, program)
     t0 = time.perf_counter()
     # Always regenerated (unless the caller just did): a directory left by an older mbnn
     # would otherwise be simulated in place of what this version generates.
     if not pregenerated:
-        generate_model(model_path, chip, gen_dir, seed=seed, read_time_sec=drift_s)
+        generate_model(model_path, chip, gen_dir, seed=seed, read_time_sec=drift_s,
+                       program=program)
     gen_s = time.perf_counter() - t0
     if crossbar == "vacask":
         # every array read answered by the Verilog-A arrays solved in VACASK (batched ahead
@@ -450,6 +461,12 @@ def _print_inference(s: dict) -> None:
               f"unmapped model, accuracy {100 * s['mapped_accuracy']:.2f}%, "
               f"{s['min_cycles_per_image']} array reads per image")
         return
+    p = s.get("programming")
+    if p:
+        print(f"programmed by the RTL's write-verify controller on {s['simulator']}: "
+              f"{p['cells']} cells, {p['pulses']} pulses, {p['skipped_cells']} cells skipped "
+              f"(read before write), {p['failed_cells']} failed cells reported -- equal to golden "
+              f"write-verify; {p['cycles']} cycles, {p['cycles_per_s']:.0f} cycles/s simulated")
     print(f"RTL on {s['simulator']}: {s['images']} images, {s['mismatches']} mismatches against "
           f"the golden model (class, scores{', layer bits' if s['layer_checks'] else ''})")
     if s.get("rtl_accuracy") is not None:
@@ -484,10 +501,16 @@ def _cmd_infer(args) -> int:
         toolchain.require(args.sim)
     if args.crossbar == "vacask":
         toolchain.require("vacask")
+    if args.program:
+        if args.crossbar != "behavioural":
+            raise ValueError(f"--program replays the device in the behavioural crossbar; "
+                             f"--crossbar {args.crossbar} cannot be programmed")
+        from periphery.generate_model import check_programmable
+        check_programmable(_chip(args.config, args.device), args.seed, args.drift_s)
     summary = _run_inference(args.model, args.config, args.sim, args.images, args.offset,
                              not args.no_layer_check, Path(args.build), args.seed,
                              device=args.device, drift_s=args.drift_s, crossbar=args.crossbar,
-                             dataset=args.dataset)
+                             dataset=args.dataset, program=args.program)
     if args.json:
         print(_json.dumps(summary, sort_keys=True))
     else:
@@ -592,12 +615,11 @@ def _cmd_program(args) -> int:
     from golden.mapping import compile_model
     from golden.mnist import binarize_pixels, load_mnist
     from golden.model import infer, load_model
-    from golden.programming import WriteVerifyPolicy, model_targets, program_model
+    from golden.programming import chip_policy, model_targets, program_model
 
     chip = _chip(args.config, args.device)
     device = chip.device
-    # a reference column sits at the middle of the range: three levels
-    policy = WriteVerifyPolicy(levels=2 if chip.mapping == "differential" else 3)
+    policy = chip_policy(chip)
     policy.check_device(device)
     models = [("--from", args.from_model)] if args.from_model else []
     models.append(("--model", args.model))
@@ -1181,6 +1203,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seed programming a non-ideal chip (device and ADC draws)")
     gen.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
                      help="read time after programming, seconds (drift; default t0)")
+    gen.add_argument("--program", action="store_true",
+                     help="(with --model) the system programs its arrays itself, from a fresh "
+                          "chip drawn from --seed, through its write-verify controller")
     gen.add_argument("--channels", type=_positive, default=None, help="output channels")
     gen.add_argument("--acc-width", type=_positive, default=None,
                      help="signed pre-activation width in bits")
@@ -1296,6 +1321,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "distinct read is solved)")
     inf.add_argument("--drift-s", type=_seconds, default=None, metavar="T",
                      help="read time after programming, seconds (drift; default t0)")
+    inf.add_argument("--program", action="store_true",
+                     help="program the arrays through the RTL's write-verify controller first "
+                          "(from a fresh chip drawn from --seed; checked pulse for pulse "
+                          "against golden write-verify), then infer on what it programmed")
     inf.add_argument("--build", default=str(DEFAULT_BUILD / "infer"))
     inf.add_argument("--json", action="store_true", help="print one JSON object")
     inf.set_defaults(func=_cmd_infer)

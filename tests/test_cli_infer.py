@@ -78,10 +78,25 @@ def test_generate_model_with_config_file(tmp_path):
     (["infer", "--model", "models/mlp.npz", "--sim", "verilator", "--crossbar", "compiled"],
      "--crossbar compiled is the crossbar's VPI read for Icarus; --sim verilator takes "
      "--crossbar behavioural"),
+    # the programming phase: what the behavioural crossbar can replay, checked before work
+    (["generate", "bn-binarize", "--channels", "4", "--acc-width", "8", "--program",
+      "--out", "{tmp}/o"], "--program programs a model's arrays: give --model FILE"),
+    (["generate", "--model", "models/mlp.npz", "--device", "rram", "--program",
+      "--out", "{tmp}/o"], "give a seed (--seed)"),
+    (["generate", "--model", "models/mlp.npz", "--config", "{tmp}/wires.toml", "--seed", "1",
+      "--program", "--out", "{tmp}/o"], "needs a chip without wire, source or sense resistance"),
+    (["generate", "--model", "models/mlp.npz", "--device", "rram", "--seed", "1", "--drift-s",
+      "100", "--program", "--out", "{tmp}/o"], "a read time (100.0 s, --drift-s) does not apply"),
+    (["infer", "--model", "models/mlp.npz", "--sim", "icarus", "--crossbar", "compiled",
+      "--program"], "--crossbar compiled cannot be programmed"),
+    (["infer", "--model", "models/mlp.npz", "--config", "{tmp}/wires.toml", "--program"],
+     "needs a chip without wire, source or sense resistance"),
 ])
 def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "bad.toml").write_text("[array]\nrows = 0\n")
     (tmp_path / "huge.toml").write_text("[array]\nrows = 65536\ncolumns = 65536\n")
+    (tmp_path / "wires.toml").write_text('[device]\npreset = "rram"\n[parasitics]\n'
+                                         'r_wire_ohm = 1.0\n')
     (tmp_path / "file").write_text("the user's file\n")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("the user's notes\n")
@@ -92,7 +107,8 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, messag
     # nothing of the user's was touched
     assert (tmp_path / "file").read_text() == "the user's file\n"
     assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's notes\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "file", "huge.toml", "mine"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "file", "huge.toml", "mine",
+                                                          "wires.toml"]
 
 
 @pytest.mark.parametrize("sim, path, missing", [

@@ -15,6 +15,8 @@ from golden.model import preactivation_range, save_model
 from sim.regressions import TINY_ARCH
 from sim.stimulus import random_model
 
+from conftest import require_simulator
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -108,3 +110,28 @@ def test_the_programmed_chip_is_scored_on_mnist(tmp_path):
     out = json.loads(r.stdout)
     assert out["images"] == 300 and out["failed_cells"] > 0
     assert out["programmed_accuracy"] < out["ideal_accuracy"]
+
+
+@pytest.mark.rtl
+def test_infer_programs_the_arrays_through_the_rtl_first(files, tmp_path, seed):
+    """`mbnn infer --program`: the system's controller programs the fresh chip, then the
+    images run on it; the JSON's programming record is golden write-verify's figures."""
+    from golden.chip import load_chip_config
+    from golden.mapping import compile_model
+    from golden.model import load_model
+    from golden.programming import chip_policy, program_model
+
+    require_simulator("icarus")
+    a, _, config = files
+    r = mbnn("infer", "--model", a, "--config", config, "--program", "--dataset", "random",
+             "--sim", "icarus", "--images", "4", "--seed", seed, "--build", tmp_path / "b",
+             "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    s = json.loads(r.stdout)
+    chip = load_chip_config(config)
+    result, _ = program_model(compile_model(load_model(a), chip), chip_policy(chip), seed)
+    p = s["programming"]
+    assert s["mismatches"] == 0 and s["images"] == 4 and s["non_ideal_chip"]
+    assert (p["cells"], p["pulses"], p["failed_cells"], p["skipped_cells"]) == \
+        (len(result.g_s), result.pulses, int(result.failed.sum()), int(result.skipped.sum()))
+    assert p["cycles"] == 2 * p["cells"] + 3 * p["pulses"] + p["failed_cells"]

@@ -191,7 +191,7 @@ def test_port_check_names_the_module_and_port(tmp_path, edit, message):
 
 # The sets the fault tests run on Icarus (each regression of its block, with the default seed)
 FAULT_SETS = ("bn_binarize/c10_w8_k100", "accumulator/l5_c4_t7", "crossbar/diff_16x8_adc3",
-              "network/tiny_16x8")
+              "network/tiny_16x8", "network/tiny_16x8_programmed")
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +254,8 @@ FAULTS = [
      r"(\.\\o__ready\$\d+ )\(o__ready\)", r"\1(1'b1)"),
     ("core takes input words without i.valid", "network/tiny_16x8", "bnn_system.v",
      r"\.i__valid\(i__valid\)", ".i__valid(1'b1)"),
+    ("programming controller gives up a pulse early", "network/tiny_16x8_programmed",
+     "bnn_system.v", r"tried == 5'h10;", "tried == 5'h0f;"),
 ]
 
 

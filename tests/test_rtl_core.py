@@ -44,7 +44,7 @@ def _generate(name: str, build_root: Path, seed: int, tag: str) -> Path:
     else:   # a seeded random model: save it so the generator sees a model file
         model_file = save_model(build_root / "generated" / f"{name}-{tag}-model.npz",
                                 core.load(seed))
-    generate_model(model_file, core.chip, out, seed=seed)
+    generate_model(model_file, core.chip, out, seed=seed, program=core.program)
     return out
 
 
@@ -138,6 +138,80 @@ def test_random_tiny_cnn_on_a_non_ideal_chip(name, simulator, seed, build_root,
     assert s["latency_cycles_seen"] == [CoreParams(mapped).latency_cycles]
     assert s["latencies_measured"] == 40
     assert s["scores_off_ideal"] > 0, "the non-ideal chip scored every image like an ideal one"
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("name, simulator", [("tiny_16x8_programmed", "icarus"),
+                                             ("tiny_16x8_programmed", "verilator"),
+                                             ("tiny_16x8_ref_programmed", "verilator")])
+def test_the_system_programs_its_arrays_then_infers_on_them(name, simulator, seed, build_root,
+                                                            record_property):
+    """The programming phase of BnnSystem: the tiny CNN's arrays start as a fresh RRAM chip
+    (stuck cells, device spread, ADC errors; no wire resistance) and the system's write-verify
+    controller programs them through the crossbar's pulse port; then images run on what it
+    programmed. The programming must be golden write-verify's pulse for pulse (no pulse off
+    the golden log, every pulse of it applied, the same failed cells reported), and every
+    image's class, scores and layer bits must equal the golden read of the chip golden
+    programming leaves, stuck and failed cells included. Icarus: back-to-back streams, the
+    programming cycles exact; Verilator: random ready on the failure reports and random image
+    handshakes with a mid-image reset. The reference-column chip has multi-level targets:
+    its reference cells sit at the middle of three levels of a 5-level device."""
+    from golden.programming import chip_policy, initial_cells, program_model
+
+    require_simulator(simulator)
+    core = CORE_SETS[name]
+    assert core.program and core.chip.parasitics.ideal and core.chip.non_ideal_settings()
+    gen = _generate(name, build_root, seed, simulator)
+    mapped = compile_model(core.load(seed), core.chip)
+    result, state = program_model(mapped, chip_policy(core.chip), seed)
+    # the testbench's golden side reads gpos/gneg: the chip golden programming leaves; the
+    # crossbar starts from the fresh chip's cells
+    assert (gen / "gpos.hex").read_bytes() == hex_lines(state.g_pos_s)
+    assert (gen / "gneg.hex").read_bytes() == hex_lines(state.g_neg_s)
+    assert (gen / "prog_cells.hex").read_bytes() == \
+        hex_lines(initial_cells(core.chip.device, len(result.g_s), seed)[0])
+    handshake = "back_to_back" if simulator == "icarus" else "random"
+    images = 20 if simulator == "icarus" else 40
+    run = run_core(gen, simulator, build_root, name, images, dataset="random", seed=seed,
+                   handshake=handshake)
+    _report(run, record_property)
+    s, p = run.summary, run.summary["programming"]
+    assert s["mismatches"] == 0 and s["images"] == images
+    assert p["pulses"] == result.pulses > 0
+    assert p["failed_cells"] == int(result.failed.sum()) > 0
+    assert 0 < p["skipped_cells"] < p["cells"] == len(result.g_s)
+    if core.chip.mapping == "reference_column":
+        # multi-level: cells reached their window after two or more level steps
+        stepped = result.pulse_cell[result.pulse_index == 1]
+        assert chip_policy(core.chip).levels == 3 and (~result.failed[stepped]).any()
+    assert s["scores_off_ideal"] > 0, "the programmed chip scored every image like an ideal one"
+    if handshake == "back_to_back":
+        # 2 cycles a cell, 3 a pulse, 1 a report (periphery.programming)
+        assert p["cycles"] == 2 * p["cells"] + 3 * result.pulses + p["failed_cells"]
+    else:
+        assert s["mid_image_resets"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_the_mlp_programmed_by_the_rtl_then_mnist_on_verilator(seed, build_root,
+                                                              record_property):
+    """The shipped MLP's 6.3 M cells programmed by the system's write-verify controller on a
+    fresh RRAM chip with stuck cells (about 52 M cycles: minutes on Verilator), then MNIST test
+    images on what it programmed, image by image against the golden read of the chip golden
+    write-verify leaves; the programming pulse for pulse against golden write-verify."""
+    require_simulator("verilator")
+    name = "mlp_128x128_programmed"
+    gen = _generate(name, build_root, seed, "verilator")
+    run = run_core(gen, "verilator", build_root, name, 100, seed=seed)
+    _report(run, record_property)
+    s, p = run.summary, run.summary["programming"]
+    assert s["mismatches"] == 0 and s["images"] == 100
+    assert p["cells"] == 192 * 128 * 256 and p["pulses"] == p["golden_pulses"]
+    assert p["failed_cells"] == p["golden_failed_cells"] > 0
+    print(f"programmed chip: RTL accuracy {s['rtl_accuracy']:.4f}, golden "
+          f"{s['golden_accuracy']:.4f}, ideal chip {s['ideal_golden_accuracy']:.4f}; "
+          f"programming {p['cycles']} cycles in {p['sim_wall_s']:.0f} s")
 
 
 @pytest.mark.slow

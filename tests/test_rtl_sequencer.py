@@ -3,14 +3,14 @@ sim/tb/tb_sequencer.py)."""
 
 import pytest
 
-from sim.regressions import CORE_SETS, run_sequencer
+from sim.regressions import regression_sets, run_sequencer
 
 from conftest import check_cocotb_run, require_simulator
 
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("name", list(CORE_SETS))
+@pytest.mark.parametrize("name", regression_sets()["sequencer"])
 def test_sequencer_rtl(name, simulator, seed, build_root, record_property):
     require_simulator(simulator)
     result = run_sequencer(name, simulator, build_root, seed=seed)

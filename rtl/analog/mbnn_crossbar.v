@@ -27,6 +27,21 @@
 //
 // Codes appear one cycle after `read`, with `valid`: a fixed latency the core relies on.
 // The specification is golden.mapping.crossbar_read; tests compare against it.
+//
+// Programming (PROGRAM = 1): the arrays start as a fresh chip -- the physical cells of
+// CELLS_FILE (tile, row, physical column; PCOLS per row: G+/G- interleaved, or the weight
+// cells then the reference column when REFERENCE = 1) -- and are written through the pulse
+// port by the programming controller (periphery/programming.py). A verify read (`pcmd_op` 0)
+// answers the cell's code on `pres` one cycle later, by golden.programming.verify_code's
+// operations: floor((G - G_OFF) / (G_ON - G_OFF) * (2**VERIFY_BITS - 1) + 0.5), clipped. A
+// pulse (`pcmd_op` 1) replays the device: the golden device model drew every pulse's outcome
+// (golden.programming.program_cells), and PULSE_G_FILE holds the conductance after each pulse
+// of the golden log in command order, PULSE_CMD_FILE the command {cell, set, step} the log
+// expects. A pulse that is not the next command of the log counts in `replay_errors` (the
+// controller did not do what the golden controller did); `pulses_replayed` counts the rest.
+// Array reads use G+ - G- of the cells as they stand (no parasitic network: its effective
+// conductances are not a per-cell function of the programmed cells). GPOS/GNEG files are
+// not read in this mode.
 `timescale 1ns/1ps
 module mbnn_crossbar #(
     parameter integer ROWS = 128,
@@ -41,14 +56,38 @@ module mbnn_crossbar #(
     parameter GPOS_FILE = "gpos.hex",
     parameter GNEG_FILE = "gneg.hex",
     parameter GAIN_FILE = "adc_gain.hex",
-    parameter OFFSET_FILE = "adc_offset.hex"
+    parameter OFFSET_FILE = "adc_offset.hex",
+    parameter integer PROGRAM = 0,
+    parameter integer PCOLS = 2 * COLS,
+    parameter integer REFERENCE = 0,
+    parameter integer PULSES = 1,
+    parameter integer CELL_BITS = 1,
+    parameter integer STEP_BITS = 1,
+    parameter integer VERIFY_BITS = 8,
+    parameter real G_OFF = 0.0,
+    parameter real G_ON = 1.0,
+    parameter CELLS_FILE = "prog_cells.hex",
+    parameter PULSE_G_FILE = "prog_pulse_g.hex",
+    parameter PULSE_CMD_FILE = "prog_pulse_cmd.hex"
 ) (
     input  wire                     clk,
     input  wire                     read,
     input  wire [TILE_BITS-1:0]     tile,
     input  wire [ROWS-1:0]          wl,
     output reg                      valid,
-    output reg  [COLS*ADC_BITS-1:0] codes
+    output reg  [COLS*ADC_BITS-1:0] codes,
+    // pulse port (PROGRAM = 1)
+    input  wire                     pcmd_valid,
+    output wire                     pcmd_ready,
+    input  wire                     pcmd_op,
+    input  wire [CELL_BITS-1:0]     pcmd_cell,
+    input  wire                     pcmd_set,
+    input  wire [STEP_BITS-1:0]     pcmd_step,
+    output reg                      pres_valid,
+    input  wire                     pres_ready,
+    output reg  [VERIFY_BITS-1:0]   pres_code,
+    output reg  [31:0]              replay_errors,
+    output reg  [31:0]              pulses_replayed
 );
     localparam integer CELLS = TILES * ROWS * COLS;
     localparam integer CODE_MAX = (1 << (ADC_BITS - 1)) - 1;
@@ -78,10 +117,12 @@ module mbnn_crossbar #(
     real adc_offset [0:ADC_CELLS-1];
 
     initial begin
-        $readmemh(GPOS_FILE, gpos_bits);
-        $readmemh(GNEG_FILE, gneg_bits);
-        for (r = 0; r < CELLS; r = r + 1)
-            g_diff[r] = $bitstoreal(gpos_bits[r]) - $bitstoreal(gneg_bits[r]);
+        if (PROGRAM == 0) begin
+            $readmemh(GPOS_FILE, gpos_bits);
+            $readmemh(GNEG_FILE, gneg_bits);
+            for (r = 0; r < CELLS; r = r + 1)
+                g_diff[r] = $bitstoreal(gpos_bits[r]) - $bitstoreal(gneg_bits[r]);
+        end
         if (ADC_ERRORS != 0) begin
             $readmemh(GAIN_FILE, gain_bits);
             $readmemh(OFFSET_FILE, offset_bits);
@@ -94,6 +135,46 @@ module mbnn_crossbar #(
     end
 `endif
 
+    // --- programming --------------------------------------------------------------------
+    localparam integer PCELLS = (PROGRAM != 0) ? TILES * ROWS * PCOLS : 1;
+    localparam integer PULSE_DEPTH = (PROGRAM != 0 && PULSES > 0) ? PULSES : 1;
+    localparam integer CMD_BITS = CELL_BITS + 1 + STEP_BITS;
+    localparam real VERIFY_FULL = (1 << VERIFY_BITS) - 1;
+    reg [63:0] cell_bits [0:PCELLS-1];
+    reg [63:0] pulse_g_bits [0:PULSE_DEPTH-1];
+    reg [CMD_BITS-1:0] pulse_cmd [0:PULSE_DEPTH-1];
+    real g_cell [0:PCELLS-1];
+    real xv;
+    reg cells_changed;       // g_diff must be formed again from the cells before a read
+    integer p, pulse_next;
+    // q: an index, or the verify code whose VERIFY_BITS low bits leave (clipped to them)
+    /* verilator lint_off UNUSEDSIGNAL */
+    integer q;
+    /* verilator lint_on UNUSEDSIGNAL */
+    initial begin
+        pres_valid = 1'b0;
+        pres_code = {VERIFY_BITS{1'b0}};
+        replay_errors = 0;
+        pulses_replayed = 0;
+        pulse_next = 0;
+        cells_changed = 1'b0;
+        if (PROGRAM != 0) begin
+`ifdef MBNN_CROSSBAR_VPI
+            $display("mbnn_crossbar: PROGRAM = 1 needs the Verilog read, not MBNN_CROSSBAR_VPI");
+            $finish;
+`endif
+            $readmemh(CELLS_FILE, cell_bits);
+            for (p = 0; p < PCELLS; p = p + 1)
+                g_cell[p] = $bitstoreal(cell_bits[p]);
+            if (PULSES > 0) begin
+                $readmemh(PULSE_G_FILE, pulse_g_bits);
+                $readmemh(PULSE_CMD_FILE, pulse_cmd);
+            end
+            cells_changed = 1'b1;
+        end
+    end
+    assign pcmd_ready = 1'b1;
+
     initial begin
         valid = 1'b0;
         codes = {COLS*ADC_BITS{1'b0}};
@@ -103,8 +184,45 @@ module mbnn_crossbar #(
     // (currents, codes) inside the clocked process; only the outputs are registered.
     /* verilator lint_off BLKSEQ */
     always @(posedge clk) begin
+        if (pres_valid && pres_ready)
+            pres_valid <= 1'b0;
+        if (PROGRAM != 0 && pcmd_valid) begin
+            if (!pcmd_op) begin
+                xv = (g_cell[pcmd_cell] - G_OFF) / (G_ON - G_OFF);
+                xv = $floor(xv * VERIFY_FULL + 0.5);
+                if (xv < 0.0) xv = 0.0;
+                if (xv > VERIFY_FULL) xv = VERIFY_FULL;
+                q = $rtoi(xv);
+                pres_code <= q[VERIFY_BITS-1:0];
+                pres_valid <= 1'b1;
+            end else begin
+                if (pulse_next >= PULSES || pulse_cmd[pulse_next] != {pcmd_cell, pcmd_set, pcmd_step}) begin
+                    if (replay_errors < 5)
+                        $display("mbnn_crossbar: pulse %0d (cell %0d set %0d step %0d) is not the golden log's next",
+                                 pulse_next, pcmd_cell, pcmd_set, pcmd_step);
+                    replay_errors <= replay_errors + 1;
+                end else begin
+                    g_cell[pcmd_cell] = $bitstoreal(pulse_g_bits[pulse_next]);
+                    pulses_replayed <= pulses_replayed + 1;
+                    cells_changed = 1'b1;
+                end
+                pulse_next = pulse_next + 1;
+            end
+        end
         valid <= read;
         if (read) begin
+`ifndef MBNN_CROSSBAR_VPI
+            if (PROGRAM != 0 && cells_changed) begin
+                for (p = 0; p < CELLS; p = p + 1) begin
+                    q = (p / COLS) * PCOLS;
+                    if (REFERENCE != 0)
+                        g_diff[p] = g_cell[q + p % COLS] - g_cell[q + COLS];
+                    else
+                        g_diff[p] = g_cell[q + 2 * (p % COLS)] - g_cell[q + 2 * (p % COLS) + 1];
+                end
+                cells_changed = 1'b0;
+            end
+`endif
 `ifdef MBNN_CROSSBAR_VPI
             $mbnn_crossbar_read(tile, wl, next_codes, ROWS, COLS, TILES, ADC_BITS, ADC_ERRORS,
                                 V_READ, G_UNIT, LSB_SCALE, GPOS_FILE, GNEG_FILE, GAIN_FILE,
@@ -152,3 +270,26 @@ module mbnn_crossbar #(
     end
     /* verilator lint_on BLKSEQ */
 endmodule
+
+
+// mbnn weight memory: the target level of every cell the programming controller programs
+// (golden.programming.model_targets), loaded from FILE (one hex level per line, cells in the
+// controller's order) and read combinationally. It stands for the memory a host fills with the
+// model's weights before programming; a generated memory initialiser cannot carry a whole
+// model's millions of cells. It lives in this file so that a generated system still takes
+// two Verilog files (crossbar models, generated system), hence the waiver.
+/* verilator lint_off DECLFILENAME */
+module mbnn_target_memory #(
+    parameter integer CELLS = 1,
+    parameter integer ADDR_BITS = 1,
+    parameter integer LEVEL_BITS = 1,
+    parameter FILE = "prog_targets.hex"
+) (
+    input  wire [ADDR_BITS-1:0]  addr,
+    output wire [LEVEL_BITS-1:0] level
+);
+    reg [LEVEL_BITS-1:0] mem [0:CELLS-1];
+    initial $readmemh(FILE, mem);
+    assign level = mem[addr];
+endmodule
+/* verilator lint_on DECLFILENAME */
