@@ -388,12 +388,9 @@ async def run_network(dut):
         f"start-to-result latencies {summary['latency_cycles_seen']} cycles, expected " \
         f"{params.latency_cycles} for every image"
     assert len(latencies) == count, f"latency measured on {len(latencies)} of {count} images"
-    # (not with a testbench-side crossbar: the VACASK runs measure longer intervals at the
-    # same latency, an open question recorded in the README)
-    # (nor when loading an image's input takes longer than its layers >= 1 run, as in the tiny
+    # (not when loading an image's input takes longer than its layers >= 1 run, as in the tiny
     # CNN: the input stream then sets the pace, CoreParams.input_hidden)
-    if cycles_seen is not None and count > 1 and CONFIG.get("check_intervals", True) \
-            and params.input_hidden:
+    if cycles_seen is not None and count > 1 and params.input_hidden:
         assert cycles_seen == [params.compute_cycles_per_image], \
             f"image intervals {cycles_seen} cycles, expected {params.compute_cycles_per_image}"
     coverage.closure()
