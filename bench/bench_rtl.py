@@ -181,7 +181,7 @@ def main() -> int:
               f"{s['mismatches']} mismatches; ratio to C++ {s['sim_wall_s'] / cpp['seconds']:.2f}x")
     if write_verify:
         p = coco["programming"]
-        print(f"programming {p['cells']} cells ({p['pulses']} pulses, {p['failed_cells']} failed "
+        print(f"programming {p['golden_cells']} cells ({p['pulses']} pulses, {p['failed_cells']} failed "
               f"cells; golden {write_verify['pulses']}, {write_verify['failed_cells']}):")
         print(f"  C++ harness : {cpp['program_seconds']:8.2f} s, {cpp['program_cycles']} cycles "
               f"({cpp['program_cycles'] / cpp['program_seconds']:,.0f} cycles/s), "

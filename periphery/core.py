@@ -101,11 +101,17 @@ class BnnCore(wiring.Component):
     """Parameters
     ----------
     params : CoreParams
+    hold : bool
+        Add an input ``hold``: while it is high, a loaded image does not start (the system
+        holds images back while it programs the arrays).
     """
 
-    def __init__(self, params: CoreParams):
+    def __init__(self, params: CoreParams, hold: bool = False):
         self.params = params
-        super().__init__({**_external_members(params), "xb": Out(crossbar_signature(params))})
+        members = {**_external_members(params), "xb": Out(crossbar_signature(params))}
+        if hold:
+            members["hold"] = In(1)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -142,7 +148,8 @@ class BnnCore(wiring.Component):
             m.d.sync += buf0_full.eq(0)
 
         active = Signal()
-        m.d.comb += [seq.start.eq(buf0_full & ~active), self.active.eq(active)]
+        held = self.hold if "hold" in self.signature.members else Const(0)
+        m.d.comb += [seq.start.eq(buf0_full & ~active & ~held), self.active.eq(active)]
         with m.If(seq.start & seq.idle):
             m.d.sync += active.eq(1)
         with m.If(self.o.valid & self.o.ready):
@@ -351,7 +358,8 @@ class BnnSystem(wiring.Component):
     levels (``mbnn_target_memory``, loaded from a file like the crossbar: a whole model's
     cells are too many for a generated memory initialiser): the arrays start as a fresh chip
     and hold what the controller programs; ``prog_start`` runs it (ignored while an image is in
-    flight), and no input word is taken while it runs.
+    flight). While it runs no input word is taken and no loaded image starts. One programming
+    run per simulation: the crossbar replays the golden log of the fresh chip.
 
     Parameters
     ----------
@@ -393,7 +401,7 @@ class BnnSystem(wiring.Component):
         from amaranth.hdl import ClockSignal, Instance
         m = Module()
         p = self.params
-        m.submodules.core = core = BnnCore(p)
+        m.submodules.core = core = BnnCore(p, hold=self.programming is not None)
         wiring.connect(m, core.o, wiring.flipped(self.o))
         m.d.comb += [core.dbg_buffer.eq(self.dbg_buffer), core.dbg_addr.eq(self.dbg_addr),
                      self.dbg_data.eq(core.dbg_data), self.active.eq(core.active)]
@@ -413,6 +421,9 @@ class BnnSystem(wiring.Component):
             # no image while the controller runs (nor in the cycle it is started)
             running = ctrl.prog_busy | ctrl.prog_start
             m.d.comb += [
+                # an image loaded before (or while) the controller starts waits for it: the
+                # start is refused while an image computes, and no image starts meanwhile
+                core.hold.eq(running),
                 core.i.payload.eq(self.i.payload),
                 core.i.valid.eq(self.i.valid & ~running),
                 self.i.ready.eq(core.i.ready & ~running),

@@ -464,9 +464,10 @@ def _print_inference(s: dict) -> None:
     p = s.get("programming")
     if p:
         print(f"programmed by the RTL's write-verify controller on {s['simulator']}: "
-              f"{p['cells']} cells, {p['pulses']} pulses, {p['skipped_cells']} cells skipped "
-              f"(read before write), {p['failed_cells']} failed cells reported -- equal to golden "
-              f"write-verify; {p['cycles']} cycles, {p['cycles_per_s']:.0f} cycles/s simulated")
+              f"{p['pulses']} pulses, {p['failed_cells']} failed cells reported, equal to golden "
+              f"write-verify (which skipped {p['golden_skipped_cells']} of {p['golden_cells']} "
+              f"cells by read before write); {p['cycles']} cycles, {p['cycles_per_s']:.0f} "
+              f"cycles/s simulated")
     print(f"RTL on {s['simulator']}: {s['images']} images, {s['mismatches']} mismatches against "
           f"the golden model (class, scores{', layer bits' if s['layer_checks'] else ''})")
     if s.get("rtl_accuracy") is not None:

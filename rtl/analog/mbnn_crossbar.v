@@ -173,7 +173,8 @@ module mbnn_crossbar #(
             cells_changed = 1'b1;
         end
     end
-    assign pcmd_ready = 1'b1;
+    // a read result waits for pres_ready; no command is taken over it
+    assign pcmd_ready = !pres_valid || pres_ready;
 
     initial begin
         valid = 1'b0;
