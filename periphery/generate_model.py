@@ -164,8 +164,6 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
     before anything is written."""
     model_path, out_dir = Path(model_path), Path(out_dir)
     check_output_dir(out_dir)
-    if program:
-        check_programmable(chip, seed, read_time_sec)
     model = load_model(model_path)
     system, params, state, programming = build_system(model, chip, seed, read_time_sec, program)
     adc_errors = system.adc_errors

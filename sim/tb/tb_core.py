@@ -59,7 +59,7 @@ def network_inputs(model, count: int, offset: int, dataset: str, seed: int):
     return (rng.random((count,) + tuple(model.arch.input_shape)) < 0.5).astype(np.uint8), None
 
 
-async def program_phase(dut, mapped, chip, manifest, handshake, coverage, rng,
+async def program_phase(dut, mapped, manifest, handshake, coverage, rng,
                         preload: list[int]) -> dict:
     """The system's programming phase: start its write-verify controller on the fresh chip and
     check it against golden write-verify programming (:func:`golden.programming.program_model`
@@ -243,7 +243,7 @@ async def run_network(dut):
     await reset()
     programming = None
     if write_verify:
-        programming = await program_phase(dut, mapped, chip, manifest, handshake, coverage,
+        programming = await program_phase(dut, mapped, manifest, handshake, coverage,
                                           np.random.default_rng([seed, 2]),
                                           pack_words(image_words(mapped, pixels[0])))
 
