@@ -92,16 +92,29 @@ def _parse_results(xml_path: Path) -> list[TestOutcome]:
 
 
 def _share_compiled_objects() -> None:
-    """Let Verilator builds share compiled C++ objects through ccache (when installed): every
-    build compiles the same Verilator and cocotb runtime sources, about half of a small
-    block's build time. The cache lives under the checkout's ``build/`` directory, so a fresh
-    clone starts empty and a run shares objects only among its own builds; an object is
-    reused only for identical preprocessed source and flags (ccache's guarantee)."""
+    """Let Verilator builds share compiled C++ objects through ccache (when installed).
+
+    Every build compiles the same Verilator and cocotb runtime sources, and a clean clone
+    compiles the same generated models as the run before it: the objects are cached per user,
+    outside the checkout (``$MBNN_CCACHE_DIR``, else ``$CCACHE_DIR``, else
+    ``~/.cache/mbnn/ccache``; 2 GB at most), as CI farms keep a compiler cache between jobs.
+    Paths under the checkout are hashed relative to it (``CCACHE_BASEDIR``), so another clone
+    hits the same objects. An object is reused only for identical preprocessed source, flags
+    and compiler (ccache's guarantee); the precompiled headers Verilator makes for large
+    models need the ``pch_defines``/``time_macros`` sloppiness (ccache's manual, *Precompiled
+    headers*), and the header modification times of a freshly installed venv are not part of
+    the identity (``include_file_mtime``/``include_file_ctime``: the contents are)."""
     ccache = shutil.which("ccache")
     if ccache is None or "OBJCACHE" in os.environ:
         return
     os.environ["OBJCACHE"] = ccache
-    os.environ.setdefault("CCACHE_DIR", str(REPO_ROOT / "build" / "ccache"))
+    cache_dir = os.environ.get("MBNN_CCACHE_DIR") or os.environ.get("CCACHE_DIR") or \
+        str(Path.home() / ".cache" / "mbnn" / "ccache")
+    os.environ["CCACHE_DIR"] = cache_dir
+    os.environ.setdefault("CCACHE_MAXSIZE", "2G")
+    os.environ.setdefault("CCACHE_BASEDIR", str(REPO_ROOT))
+    os.environ.setdefault("CCACHE_SLOPPINESS",
+                          "pch_defines,time_macros,include_file_mtime,include_file_ctime")
 
 
 def build_crossbar_vpi(out_dir: Path) -> Path:

@@ -11,6 +11,19 @@ from sim import toolchain
 from sim.runner import DEFAULT_SEED, REPO_ROOT
 
 
+def pytest_configure(config):
+    """One BLAS thread per xdist worker (``make test`` runs one worker per core). With its
+    default of a thread per core in every worker, OpenBLAS oversubscribes the machine and its
+    spinning threads slow both workers down: the MLP export test took 29 s beside the CNN's
+    float evaluation, 2.2 s on its own. The environment variable reaches the simulators'
+    Python (cocotb testbenches) and other child processes."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        os.environ["OMP_NUM_THREADS"] = "1"
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1)
+
+
 def pytest_addoption(parser):
     parser.addoption("--seed", type=int, default=int(os.environ.get("MBNN_SEED", DEFAULT_SEED)),
                      help="global seed for random tests and cocotb runs (env MBNN_SEED)")
