@@ -117,6 +117,30 @@ def _share_compiled_objects() -> None:
                           "pch_defines,time_macros,include_file_mtime,include_file_ctime")
 
 
+def _top_level_verilator():
+    """cocotb's Verilator runner, building with only the top module's signals visible to
+    VPI (``--public-depth 1``) instead of every signal of the design (``--public-flat-rw``).
+
+    mbnn's testbenches touch the top module's ports and signals only. Making every signal
+    public kept Verilator from optimising any of them away and doubled the C++ it wrote: the
+    shipped CNN's system compiled from 5.0 MB of C++ in 33 s of CPU, from 2.1 MB in 18 s
+    with the top level alone (one run each, ``make -j2``). The class is made on first use so
+    that this module imports without cocotb."""
+    from cocotb_tools.runner import Verilator
+
+    class TopLevelVerilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            verilate = [a for a in cmds[0] if a != "--public-flat-rw"]
+            if len(verilate) != len(cmds[0]) - 1:
+                raise RuntimeError("cocotb's Verilator command changed: expected one "
+                                   "--public-flat-rw to replace")
+            cmds[0] = verilate[:1] + ["--public-depth", "1"] + verilate[1:]
+            return cmds
+
+    return TopLevelVerilator()
+
+
 def build_crossbar_vpi(out_dir: Path) -> Path:
     """Compile ``rtl/analog/mbnn_crossbar_vpi.c`` into ``out_dir/mbnn_crossbar.vpi``, the
     module Icarus loads for ``$mbnn_crossbar_read``, with the compiler flags ``iverilog-vpi``
@@ -192,7 +216,7 @@ def run_cocotb(*, simulator: str, sources: list[Path], toplevel: str, test_modul
     if crossbar_vpi and simulator != "icarus":
         raise ValueError(f"the compiled crossbar read is an Icarus VPI module; {simulator} "
                          f"compiles the crossbar's Verilog itself")
-    runner = get_runner(simulator)
+    runner = _top_level_verilator() if simulator == "verilator" else get_runner(simulator)
     build_args: list = []
     defines: dict = {}
     test_args: list = []
