@@ -44,12 +44,14 @@ from .model import ARCHITECTURES, Architecture, BnnModel, Layer, preactivation_r
 __all__ = ["TrainConfig", "Trainer", "FAULT_OFF", "RECIPES"]
 
 FAULT_OFF = 2   # fault map code of a cell stuck in the off state (weight 0)
-# Images per inference pass (prediction, batch-norm recalibration): small enough that a
-# convolution's unfolded input stays in cache (the shipped CNN's 2000-image prediction took
-# 3.75 s in batches of 500, 2.0 s in batches of 50, 2.15 s in batches of 20; one run). The
-# recalibration's sums do not depend on the batches on an ideal read (integer pre-activations
-# summed in float64 are exact); with a chip's reads only their rounding order does.
-INFERENCE_BATCH = 50
+# Images per inference pass (prediction, batch-norm recalibration), by network kind. A
+# convolution's unfolded input must stay in cache: the shipped CNN's 2000-image prediction
+# took 3.75 s in passes of 500, 2.0 s in passes of 50 and 2.15 s in passes of 20 (one run);
+# dense layers prefer larger products (the MLP: 0.87x the rate in passes of 50;
+# bench/bench_training.py prints both). The recalibration's sums do not depend on the
+# passes on an ideal read (integer pre-activations summed in float64 are exact); with a
+# chip's reads only their rounding order does.
+INFERENCE_BATCH = {"conv": 50, "dense": 500}
 
 
 @dataclass(frozen=True)
@@ -368,10 +370,16 @@ class _Net:
     def binary_weights(self) -> list[np.ndarray]:
         return [w.binary() for w in self.weights]
 
-    def recalibrate(self, pixels, batch_size: int = INFERENCE_BATCH) -> None:
+    def inference_batch(self) -> int:
+        """Images per inference pass for this network (:data:`INFERENCE_BATCH`)."""
+        conv = any(spec.kind == "conv" for spec in self.arch.layers)
+        return INFERENCE_BATCH["conv" if conv else "dense"]
+
+    def recalibrate(self, pixels, batch_size: int | None = None) -> None:
         """Replace each batch-norm's running statistics by the exact population mean and
         variance of its pre-activation over ``pixels`` in inference mode, layer by layer (so
         later layers see the recalibrated earlier ones)."""
+        batch_size = batch_size or self.inference_batch()
         for i, bn in enumerate(self.bns):
             if bn is None:
                 continue
@@ -570,9 +578,10 @@ class Trainer:
         self.net.recalibrate(pixels)
         self.train_seconds += time.perf_counter() - t0
 
-    def predict(self, pixels, batch_size=INFERENCE_BATCH) -> np.ndarray:
+    def predict(self, pixels, batch_size: int | None = None) -> np.ndarray:
         """Class predictions of the float network in inference mode (ties: lowest index)."""
         out = []
+        batch_size = batch_size or self.net.inference_batch()
         binary = self.net.binary_weights()
         for start in range(0, len(pixels), batch_size):
             scores = self.net.forward(pixels[start:start + batch_size], train=False,

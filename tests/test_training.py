@@ -1,5 +1,7 @@
 """Training: determinism, the float/integer agreement guarantee, hardware-aware hooks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,8 @@ from golden.model import infer
 from golden.train import FAULT_OFF, TrainConfig, Trainer, _BinaryWeights
 
 from conftest import assert_same_models
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +145,20 @@ def test_batchnorm_lookup_is_bit_identical_to_the_expression(seed):
     fast, plain = bn.forward_eval(a, integral=True), bn.forward_eval(a)
     assert fast.dtype == plain.dtype == np.float64
     assert np.array_equal(fast, plain)
+    # the inference activation: the sign of the same expression (0 -> +1), looked up
+    signs = bn.sign_eval(a, integral=True)
+    assert signs.dtype == np.float32
+    assert np.array_equal(signs, np.where(plain >= 0, 1, -1))
+    assert np.array_equal(bn.sign_eval(a), signs)
+    assert 0 < (signs > 0).mean() < 1
+
+
+def test_inference_passes_do_not_change_predictions(seed):
+    """The float network's prediction in passes of any size is the same (its inference is
+    per image; the pass size only trades cache for product size)."""
+    from golden.model import load_model
+    rng = np.random.default_rng(seed)
+    trainer = Trainer(TrainConfig.recipe("cnn"), init=load_model(REPO / "models" / "cnn.npz"))
+    x = (rng.random((120, 784)) < 0.3).astype(np.uint8)
+    assert trainer.net.inference_batch() == 50
+    assert np.array_equal(trainer.predict(x), trainer.predict(x, batch_size=7))
