@@ -1102,8 +1102,23 @@ def _check_output_file(parser, option: str, path: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         parser.error(f"{option} {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK):
+    _check_writable(parser, option, path, parent)
+
+
+def _check_writable(parser, option: str, path: Path, parent: Path) -> None:
+    """Refuse ``path`` unless a file can be made in ``parent``, its nearest existing
+    directory: by making one (and removing it). ``os.access`` alone answers yes to root for
+    directories nothing can be written in (``/proc``, a read-only mount)."""
+    import tempfile
+
+    if not os.access(parent, os.W_OK | os.X_OK):
         parser.error(f"{option} {path}: {parent} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=parent, prefix=".mbnn-probe-"):
+            pass
+    except OSError as exc:
+        parser.error(f"{option} {path}: {parent} is not writable (making a file there "
+                     f"failed: {exc.strerror})")
 
 
 def _check_output_dir(parser, option: str, path: Path) -> None:
@@ -1115,9 +1130,7 @@ def _check_output_dir(parser, option: str, path: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         parser.error(f"{option} {path}: {parent} is not a directory")
-    # access() answers for this user (and a read-only file system); root passes elsewhere
-    if not os.access(parent, os.W_OK | os.X_OK):
-        parser.error(f"{option} {path}: {parent} is not writable")
+    _check_writable(parser, option, path, parent)
 
 
 # The first line of every Verilog file the generator writes (periphery.generate)

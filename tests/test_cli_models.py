@@ -50,6 +50,8 @@ def test_bad_model_file_gives_a_clear_error(tmp_path):
     # an --out under a file: refused before training (it failed with a traceback after it)
     ("under_file", [], "is not a directory"),
     ("dir", [], "is a directory; expected a file to write"),
+    # a directory nothing can be written in, even by root: it failed after the training
+    ("proc", [], "/proc is not writable"),
     # more training images than MNIST has: refused (it was recorded as given)
     ("ok", ["--train-images", "60001"], "--train-images 60001 exceeds the 60000 MNIST training"),
 ])
@@ -57,7 +59,7 @@ def test_train_refuses_bad_output_and_sizes_before_training(tmp_path, where, ext
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir.npz").mkdir()
     out = {"under_file": tmp_path / "afile" / "m.npz", "dir": tmp_path / "adir.npz",
-           "ok": tmp_path / "m.npz"}[where]
+           "ok": tmp_path / "m.npz", "proc": Path("/proc/mbnn-test/m.npz")}[where]
     # --epochs 50 on all of MNIST would take many minutes: a quick answer proves the check
     # came first
     r = mbnn("train", "--arch", "mlp", "--epochs", "50", "--out", str(out), *extra)
