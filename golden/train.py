@@ -380,10 +380,10 @@ class _Net:
         variance of its pre-activation over ``pixels`` in inference mode, layer by layer (so
         later layers see the recalibrated earlier ones)."""
         batch_size = batch_size or self.inference_batch()
+        binary = self.binary_weights()
         for i, bn in enumerate(self.bns):
             if bn is None:
                 continue
-            binary = self.binary_weights()
             total = np.zeros_like(bn.mean)
             total_sq = np.zeros_like(bn.mean)
             count = 0
