@@ -201,37 +201,28 @@ class _BatchNorm:
         self.cache = (xhat, inv)
         return xhat * self.gamma.astype(np.float32) + self.beta.astype(np.float32)
 
-    def forward_eval(self, a, integral: bool = False):
-        """The float64 specification (same expression as golden.bn_fold.bn_sign_reference).
+    def sign_eval(self, a, integral: bool = False):
+        """The inference activation: the sign (0 counts as +1, float32 +-1) of the float64
+        batch-norm expression that :func:`golden.bn_fold.bn_sign_reference` specifies.
 
         ``integral``: ``a`` holds integers (a binary layer's pre-activation on an ideal read).
         The expression is then evaluated once per channel and distinct value, with the same
-        operations in the same order, and looked up: bit-identical, about twice as fast on a
-        convolution's activations."""
-        return self._evaluate(a, integral, lambda y: y)
-
-    def sign_eval(self, a, integral: bool = False):
-        """The inference activation ``sign(forward_eval(a))`` (0 counts as +1), float32 +-1:
-        on integral ``a`` the signs of the same float64 expression, tabulated per channel and
-        value and looked up, so that the lookup moves 4 bytes per activation instead of 8."""
-        return self._evaluate(a, integral, _sign)
-
-    def _expression(self, a):
-        return self.gamma * (a - self.mean) / np.sqrt(self.var + self.eps) + self.beta
-
-    def _evaluate(self, a, integral, out):
+        operations in the same order, and its signs looked up: the same bits, several times
+        faster on a convolution's activations."""
         if integral and a.size:
             lo, hi = int(a.min()), int(a.max())
             channels = a.shape[-1]
             if (hi - lo + 1) * channels * 8 <= a.size:
-                grid = np.arange(lo, hi + 1, dtype=np.float64)[:, None]
-                table = out(self._expression(grid))
+                table = _sign(self._expression(np.arange(lo, hi + 1, dtype=np.float64)[:, None]))
                 index = a.astype(np.intp)
                 index -= lo
                 index *= channels
                 index += np.arange(channels)
                 return np.take(table.ravel(), index)
-        return out(self._expression(a.astype(np.float64)))
+        return _sign(self._expression(a.astype(np.float64)))
+
+    def _expression(self, a):
+        return self.gamma * (a - self.mean) / np.sqrt(self.var + self.eps) + self.beta
 
     def backward(self, g, lr):
         xhat, inv = self.cache

@@ -1105,20 +1105,28 @@ def _check_output_file(parser, option: str, path: Path) -> None:
     _check_writable(parser, option, path, parent)
 
 
-def _check_writable(parser, option: str, path: Path, parent: Path) -> None:
-    """Refuse ``path`` unless a file can be made in ``parent``, its nearest existing
-    directory: by making one (and removing it). ``os.access`` alone answers yes to root for
+def _not_writable(parent: Path) -> str | None:
+    """Why no file can be made in the existing directory ``parent``, or None if one can: it
+    is tried (a file made and removed), since ``os.access`` answers yes to root for
     directories nothing can be written in (``/proc``, a read-only mount)."""
     import tempfile
 
     if not os.access(parent, os.W_OK | os.X_OK):
-        parser.error(f"{option} {path}: {parent} is not writable")
+        return f"{parent} is not writable"
     try:
         with tempfile.TemporaryFile(dir=parent, prefix=".mbnn-probe-"):
             pass
     except OSError as exc:
-        parser.error(f"{option} {path}: {parent} is not writable (making a file there "
-                     f"failed: {exc.strerror})")
+        return f"{parent} is not writable (making a file there failed: {exc.strerror})"
+    return None
+
+
+def _check_writable(parser, option: str, path: Path, parent: Path) -> None:
+    """Refuse ``path`` unless a file can be made in ``parent``, its nearest existing
+    directory."""
+    reason = _not_writable(parent)
+    if reason:
+        parser.error(f"{option} {path}: {reason}")
 
 
 def _check_output_dir(parser, option: str, path: Path) -> None:
@@ -1165,11 +1173,10 @@ def _png_path(text: str) -> Path:
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"expected a .png file in an existing directory, not "
                                          f"{text} ({parent} is not a directory)")
-    # access() answers for this user (and for a read-only file system); root passes it
-    # everywhere else, where writing does succeed
-    if not os.access(parent, os.W_OK | os.X_OK):
+    reason = _not_writable(parent)
+    if reason:
         raise argparse.ArgumentTypeError(f"expected a .png file in a writable directory, not "
-                                         f"{text} ({parent} is not writable)")
+                                         f"{text} ({reason})")
     return path
 
 

@@ -133,32 +133,34 @@ def test_col2im_is_the_adjoint_of_im2col(seed):
     assert lhs == pytest.approx(rhs, rel=1e-5)
 
 
-def test_batchnorm_lookup_is_bit_identical_to_the_expression(seed):
-    """The integral fast path of the float network's inference batch-norm evaluates the same
-    expression once per (value, channel) and looks it up: every output bit-identical."""
+def test_batchnorm_sign_lookup_equals_the_golden_specification(seed):
+    """The float network's inference activation -- the integral fast path, which evaluates
+    the batch-norm expression once per (value, channel) and looks its sign up, and the plain
+    path -- equals golden.bn_fold.bn_sign_reference on every element."""
+    from golden.bn_fold import bn_sign_reference
     from golden.train import _BatchNorm
     rng = np.random.default_rng(seed)
     bn = _BatchNorm(16, 1e-5, 0.1)
     bn.gamma, bn.beta = rng.normal(size=16), rng.normal(size=16)
     bn.mean, bn.var = rng.normal(size=16) * 20, rng.random(16) * 50 + 1e-3
+    # 300 values x 16 channels x 8 <= 40 320 elements: the lookup is taken
     a = rng.integers(-150, 150, size=(40, 9, 7, 16)).astype(np.float32)
-    fast, plain = bn.forward_eval(a, integral=True), bn.forward_eval(a)
-    assert fast.dtype == plain.dtype == np.float64
-    assert np.array_equal(fast, plain)
-    # the inference activation: the sign of the same expression (0 -> +1), looked up
-    signs = bn.sign_eval(a, integral=True)
-    assert signs.dtype == np.float32
-    assert np.array_equal(signs, np.where(plain >= 0, 1, -1))
-    assert np.array_equal(bn.sign_eval(a), signs)
-    assert 0 < (signs > 0).mean() < 1
+    want = bn_sign_reference(a, bn.as_batchnorm())
+    fast, plain = bn.sign_eval(a, integral=True), bn.sign_eval(a)
+    assert fast.dtype == plain.dtype == np.float32
+    assert np.array_equal(fast, want) and np.array_equal(plain, want)
+    assert 0 < (want > 0).mean() < 1
 
 
-def test_inference_passes_do_not_change_predictions(seed):
-    """The float network's prediction in passes of any size is the same (its inference is
-    per image; the pass size only trades cache for product size)."""
+def test_inference_in_any_pass_size_predicts_like_the_integer_model(seed):
+    """The float network predicts what the golden integer model predicts, in its own pass
+    size (50 images for a CNN) and in passes of 7, on random binary images."""
     from golden.model import load_model
     rng = np.random.default_rng(seed)
-    trainer = Trainer(TrainConfig.recipe("cnn"), init=load_model(REPO / "models" / "cnn.npz"))
+    model = load_model(REPO / "models" / "cnn.npz")
+    trainer = Trainer(TrainConfig.recipe("cnn"), init=model)
     x = (rng.random((120, 784)) < 0.3).astype(np.uint8)
+    want = infer(model, x).predictions
     assert trainer.net.inference_batch() == 50
-    assert np.array_equal(trainer.predict(x), trainer.predict(x, batch_size=7))
+    assert np.array_equal(trainer.predict(x), want)
+    assert np.array_equal(trainer.predict(x, batch_size=7), want)
