@@ -39,6 +39,11 @@ class ChipConfig:
         Default: just enough bits for ``[-rows, rows]``.
     arrays : int
         Physical arrays on the chip (tiles beyond this are time-multiplexed).
+    parallel_reads : int
+        Arrays the core reads in one cycle (``[chip] parallel_reads``, at most ``arrays``):
+        up to this many row tiles of one output pixel and column tile, each array with its own
+        ADCs, their codes summed by an adder tree before the accumulator
+        (:func:`golden.schedule.commands`). Default 1: one array read per cycle.
     clock_mhz : float
         Digital clock frequency.
     adc_full_scale : float, optional
@@ -66,6 +71,7 @@ class ChipConfig:
     mapping: str = "differential"
     adc_bits: int | None = None
     arrays: int = 4
+    parallel_reads: int = 1
     clock_mhz: float = 100.0
     adc_full_scale: float | None = None
     adc_gain_dtod: float = 0.0
@@ -79,6 +85,10 @@ class ChipConfig:
         check_int("rows", self.rows, 1, 65536)
         check_int("columns", self.columns, 1, 65536)
         check_int("arrays", self.arrays, 1, 4096)
+        check_int("parallel_reads", self.parallel_reads, 1, 4096)
+        if self.parallel_reads > self.arrays:
+            raise ValueError(f"parallel_reads ({self.parallel_reads}) must not exceed arrays "
+                             f"({self.arrays}): each array read in a cycle is a physical array")
         if self.mapping not in MAPPING_SCHEMES:
             raise ValueError(f"mapping must be one of {', '.join(MAPPING_SCHEMES)}, "
                              f"not {self.mapping!r}")
@@ -180,7 +190,8 @@ def load_chip_config(path: str | Path) -> ChipConfig:
     sections = {"array": {"rows": "rows", "columns": "columns", "mapping": "mapping"},
                 "adc": {"bits": "adc_bits", "full_scale": "adc_full_scale",
                         "gain_dtod": "adc_gain_dtod", "offset_dtod_lsb": "adc_offset_dtod_lsb"},
-                "chip": {"arrays": "arrays", "clock_mhz": "clock_mhz"},
+                "chip": {"arrays": "arrays", "parallel_reads": "parallel_reads",
+                         "clock_mhz": "clock_mhz"},
                 "parasitics": {k: k for k in ("r_wire_ohm", "r_source_ohm", "r_sense_ohm")}}
     known = {f.name for f in fields(ChipConfig)}
     for key, value in raw.items():

@@ -75,12 +75,24 @@ class CoreParams:
         """(layer, column tile) of every correction/threshold table entry."""
         return [(l.index, ct) for l in self.mapped.layers for ct in range(l.column_tiles)]
 
+    @property
+    def read_ports(self) -> int:
+        """Arrays read per cycle at most (:attr:`golden.mapping.MappedModel.read_ports`)."""
+        return self.mapped.read_ports
+
+    @property
+    def read_sum_bits(self) -> int:
+        """Signed width of a cycle's codes summed over the read ports (the adder tree's
+        output, the accumulator's input): the ADC's width when one array is read."""
+        chip = self.chip
+        return signed_bits(self.read_ports * chip.adc_min, self.read_ports * chip.adc_max)
+
     @cached_property
     def accumulator(self) -> AccumulatorParams:
         bias_max = max(int(np.abs(l.correction_bias).max(initial=0)) for l in self.mapped.layers)
-        return AccumulatorParams(lanes=self.chip.columns, code_bits=self.chip.adc_bits,
-                                 max_terms=max(l.row_tiles for l in self.mapped.layers),
-                                 bias_max=bias_max, entries=len(self.entries))
+        groups = max(-(-l.row_tiles // self.read_ports) for l in self.mapped.layers)
+        return AccumulatorParams(lanes=self.chip.columns, code_bits=self.read_sum_bits,
+                                 max_terms=groups, bias_max=bias_max, entries=len(self.entries))
 
     def _lanes(self, ct, values):
         """Column tile ``ct`` of per-channel ``values`` as one value per lane, 0 past the
@@ -143,17 +155,19 @@ class CoreParams:
 
     @property
     def analytical_cycles_per_image(self) -> int:
-        """Array reads per image: one read port, so no schedule can use fewer cycles."""
-        return self.mapped.reads_per_image
+        """Cycles of array reads per image (``parallel_reads`` row tiles per cycle at most):
+        no schedule of these read ports can use fewer cycles."""
+        return self.mapped.read_cycles_per_image
 
     @property
     def compute_cycles_per_image(self) -> int:
         """Steady-state cycles per image while loading the input is hidden behind layers >= 1
-        (true for the shipped models): array reads, a layer gap at each layer boundary, and
-        the image turnaround. With a tiny model whose input takes longer to load than its
+        (true for the shipped models): cycles of array reads, a layer gap at each layer
+        boundary, and the image turnaround. With a tiny model whose input takes longer to load than its
         layers >= 1 take to run, the input stream sets the pace instead."""
         layers = len(self.mapped.layers)
-        return self.mapped.reads_per_image + (layers - 1) * self.layer_gap + IMAGE_TURNAROUND
+        return (self.analytical_cycles_per_image + (layers - 1) * self.layer_gap
+                + IMAGE_TURNAROUND)
 
     @property
     def latency_cycles(self) -> int:
@@ -167,7 +181,9 @@ class CoreParams:
     def input_hidden(self) -> bool:
         """Whether the next image's input words load while the current image runs layers
         >= 1 (one word per cycle)."""
-        later = self.mapped.reads_per_image - self.mapped.layers[0].reads
+        mapped = self.mapped
+        later = mapped.read_cycles_per_image - mapped.layers[0].read_cycles(
+            mapped.chip.parallel_reads)
         return self.buffers[0].depth < later
 
     def describe(self) -> dict:
@@ -176,6 +192,8 @@ class CoreParams:
         return {"rows": chip.rows, "columns": chip.columns, "mapping": chip.mapping,
                 "adc_bits": chip.adc_bits, "tiles": self.mapped.tiles,
                 "layers": len(self.mapped.layers), "reads_per_image": self.mapped.reads_per_image,
+                "parallel_reads": chip.parallel_reads, "read_ports": self.read_ports,
+                "read_cycles_per_image": self.mapped.read_cycles_per_image,
                 "acc_bits": self.accumulator.acc_bits, "layer_gap": self.layer_gap,
                 "compute_cycles_per_image": self.compute_cycles_per_image,
                 "buffers": [[b.word_bits, b.depth] for b in self.buffers]}

@@ -112,6 +112,11 @@ class MappedLayer:
     def reads(self) -> int:
         return self.pixels * self.tiles
 
+    def read_cycles(self, parallel_reads: int) -> int:
+        """Cycles of this layer's reads when up to ``parallel_reads`` row tiles of one pixel
+        and column tile are read together: ``pixels * column_tiles * ceil(row_tiles / P)``."""
+        return self.pixels * self.column_tiles * -(-self.row_tiles // parallel_reads)
+
     @property
     def is_output(self) -> bool:
         return self.threshold is None
@@ -141,6 +146,19 @@ class MappedModel:
     def reads_per_image(self) -> int:
         """Array reads per image: the analytical floor of cycles per image on one read port."""
         return sum(layer.reads for layer in self.layers)
+
+    @property
+    def read_cycles_per_image(self) -> int:
+        """Cycles in which the core reads arrays for one image, ``chip.parallel_reads`` row
+        tiles at a time (:meth:`MappedLayer.read_cycles`): the analytical floor of cycles per
+        image; ``reads_per_image`` when one array is read per cycle."""
+        return sum(layer.read_cycles(self.chip.parallel_reads) for layer in self.layers)
+
+    @property
+    def read_ports(self) -> int:
+        """Arrays the core reads at most in one cycle: ``parallel_reads``, or fewer when no
+        layer has that many row tiles (more ports would never be used)."""
+        return min(self.chip.parallel_reads, max(layer.row_tiles for layer in self.layers))
 
 
 def _input_map(shape: tuple) -> FeatureMap:

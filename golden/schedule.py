@@ -1,14 +1,17 @@
 """Read schedule of the inference core: the golden twin of ``periphery.sequencer``.
 
-One command per array read, in the order the hardware issues them::
+One command per cycle of array reads, in the order the hardware issues them::
 
     for layer:                       in model order
       for pixel (oy, ox):            output pixels in raster order (one for dense layers)
         for column tile ct:
-          for row tile rt:           the accumulator sums these; ``last`` closes the pixel
+          for row tiles rt .. rt+P-1:  read together (P = ``chip.parallel_reads``, fewer in
+                                     the last group); the accumulator sums the groups'
+                                     adder-tree sums; ``last`` closes the pixel
 
-A command says which array to read, where the word-line bits come from, and -- on the last row
-tile -- where the binarized output goes. Buffers (see :mod:`golden.mapping` for the bit layout):
+A command says which arrays to read (one :class:`Read` per array, lane ``p`` reading row tile
+``rt + p``), where each read's word-line bits come from, and -- on the group holding the last
+row tile -- where the binarized output goes. Buffers (see :mod:`golden.mapping` for the bit layout):
 
 * the input buffer of a **conv** layer holds one position per word (``stride`` bits); a row
   tile is the concatenation of up to ``slots`` window positions (``-1`` = padding or unused:
@@ -36,7 +39,7 @@ from .bnn import argmax_class
 from .chip import ChipConfig
 from .mapping import MappedLayer, MappedModel, crossbar_read, output_positions
 
-__all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Command", "CommandShape", "buffer_shapes",
+__all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Read", "Command", "CommandShape", "buffer_shapes",
            "entry_base", "command_shape", "image_words", "layer_words", "pack_words",
            "layer_schedule", "commands", "execute", "check_hardware_mappable"]
 
@@ -111,19 +114,38 @@ def layer_schedule(layer: MappedLayer, chip: ChipConfig) -> LayerSchedule:
 
 
 @dataclass(frozen=True)
-class Command:
-    layer: int
+class Read:
+    """One array read of a command: array ``tile`` (row tile ``rt``), its word lines gathered
+    from the words at ``slot_addr`` (one per slot, -1 = reads as zero) shifted right by
+    ``shift`` bits."""
+
     tile: int
+    rt: int
+    slot_addr: tuple
+    shift: int
+
+
+@dataclass(frozen=True)
+class Command:
+    """One cycle of reads: ``reads[p]`` is read by lane ``p`` (row tile ``rt + p``); their
+    codes are summed and accumulated, ``first`` starting the pixel's sum and ``last`` closing
+    it (and carrying the write-back)."""
+
+    layer: int
     pixel: int
     ct: int
     rt: int
+    reads: tuple
     first: bool
     last: bool
-    slot_addr: tuple        # word address per slot, -1 = reads as zero
-    shift: int
     write_mode: int
     write_addr: int
     write_chunk: int
+
+    @property
+    def tile(self) -> int:
+        """The array lane 0 reads (lane ``p`` reads ``tile + p``)."""
+        return self.reads[0].tile
 
 
 def _write_target(layer: MappedLayer, next_layer: MappedLayer | None, chip: ChipConfig,
@@ -135,15 +157,36 @@ def _write_target(layer: MappedLayer, next_layer: MappedLayer | None, chip: Chip
     return flat // chip.rows, (flat % chip.rows) // chunk
 
 
+def _read(layer: MappedLayer, sched: LayerSchedule, chip: ChipConfig, oy: int, ox: int,
+          ct: int, rt: int) -> Read:
+    if layer.kind == "dense":
+        addrs = (rt,)
+    else:
+        fmap = layer.input_map
+        addrs = []
+        for q in sched.slot_window[rt]:
+            if q < 0:
+                addrs.append(-1)
+                continue
+            ky, kx = divmod(q, layer.kernel)
+            y, x = oy + ky - layer.padding, ox + kx - layer.padding
+            inside = 0 <= y < fmap.height and 0 <= x < fmap.width
+            addrs.append(y * fmap.width + x if inside else -1)
+        addrs = tuple(addrs)
+    return Read(tile=layer.tile_base + ct * layer.row_tiles + rt, rt=rt, slot_addr=addrs,
+                shift=sched.shift[rt])
+
+
 def commands(mapped: MappedModel) -> list[Command]:
-    """Every read of one image, in issue order."""
+    """Every cycle of reads of one image, in issue order (``chip.parallel_reads`` row tiles
+    per command at most)."""
     chip = mapped.chip
+    group = chip.parallel_reads
     out = []
     for li, layer in enumerate(mapped.layers):
         sched = layer_schedule(layer, chip)
         nxt = mapped.layers[li + 1] if li + 1 < len(mapped.layers) else None
         pos, opens = output_positions(layer)
-        fmap = layer.input_map
         for pixel in range(layer.pixels):
             oy, ox = divmod(pixel, layer.out_width)
             for ct in range(layer.column_tiles):
@@ -152,26 +195,13 @@ def commands(mapped: MappedModel) -> list[Command]:
                 else:
                     mode = WriteMode.OVERWRITE if opens[pixel] else WriteMode.OR
                     waddr, wchunk = _write_target(layer, nxt, chip, int(pos[pixel]), ct)
-                for rt in range(layer.row_tiles):
-                    if layer.kind == "dense":
-                        addrs = (rt,)
-                    else:
-                        addrs = []
-                        for q in sched.slot_window[rt]:
-                            if q < 0:
-                                addrs.append(-1)
-                                continue
-                            ky, kx = divmod(q, layer.kernel)
-                            y, x = oy + ky - layer.padding, ox + kx - layer.padding
-                            inside = 0 <= y < fmap.height and 0 <= x < fmap.width
-                            addrs.append(y * fmap.width + x if inside else -1)
-                        addrs = tuple(addrs)
-                    last = rt == layer.row_tiles - 1
+                for rt in range(0, layer.row_tiles, group):
+                    reads = tuple(_read(layer, sched, chip, oy, ox, ct, r)
+                                  for r in range(rt, min(rt + group, layer.row_tiles)))
+                    last = rt + group >= layer.row_tiles
                     out.append(Command(
-                        layer=li, tile=layer.tile_base + ct * layer.row_tiles + rt,
-                        pixel=pixel, ct=ct, rt=rt, first=rt == 0, last=last,
-                        slot_addr=addrs, shift=sched.shift[rt],
-                        write_mode=mode if last else WriteMode.NONE,
+                        layer=li, pixel=pixel, ct=ct, rt=rt, reads=reads, first=rt == 0,
+                        last=last, write_mode=mode if last else WriteMode.NONE,
                         write_addr=waddr if last else 0, write_chunk=wchunk if last else 0))
     return out
 
@@ -230,14 +260,17 @@ def execute(mapped: MappedModel, image_bits: np.ndarray, cmds: list[Command] | N
     for cmd in cmds:
         layer = mapped.layers[cmd.layer]
         buf = buffers[cmd.layer]
-        words = [buf[a] if a >= 0 else np.zeros(buf.shape[1], np.uint8) for a in cmd.slot_addr]
-        wl = np.concatenate(words)[cmd.shift:cmd.shift + chip.rows]
-        wl = np.pad(wl, (0, chip.rows - len(wl)))
         rows = layer.weights.shape[0]
-        r0, r1 = cmd.rt * chip.rows, min((cmd.rt + 1) * chip.rows, rows)
         c0, c1 = cmd.ct * chip.columns, min((cmd.ct + 1) * chip.columns, layer.out_channels)
-        codes = crossbar_read(wl[None, :r1 - r0], layer.weights[r0:r1, c0:c1], chip)[0]
-        acc = codes.astype(np.int64) if cmd.first else acc + codes
+        group = np.zeros(c1 - c0, np.int64)       # the adder tree: the lanes' codes summed
+        for read in cmd.reads:
+            words = [buf[a] if a >= 0 else np.zeros(buf.shape[1], np.uint8)
+                     for a in read.slot_addr]
+            wl = np.concatenate(words)[read.shift:read.shift + chip.rows]
+            wl = np.pad(wl, (0, chip.rows - len(wl)))
+            r0, r1 = read.rt * chip.rows, min((read.rt + 1) * chip.rows, rows)
+            group += crossbar_read(wl[None, :r1 - r0], layer.weights[r0:r1, c0:c1], chip)[0]
+        acc = group if cmd.first else acc + group
         if not cmd.last:
             continue
         a = layer.correction_scale * acc - layer.correction_bias[c0:c1]
@@ -261,11 +294,13 @@ def execute(mapped: MappedModel, image_bits: np.ndarray, cmds: list[Command] | N
 
 @dataclass(frozen=True)
 class CommandShape:
-    """Field widths of a command (shared by the RTL sequencer, the core and testbenches)."""
+    """Field widths of a command (shared by the RTL sequencer, the core and testbenches);
+    ``ports`` is the number of read lanes (:attr:`golden.mapping.MappedModel.read_ports`)."""
 
     layers: int
     tiles: int
     entries: int
+    ports: int
     slots: int
     max_depth: int
     max_shift: int
@@ -318,5 +353,6 @@ def command_shape(mapped: MappedModel) -> CommandShape:
     return CommandShape(
         layers=len(mapped.layers), tiles=mapped.tiles,
         entries=sum(layer.column_tiles for layer in mapped.layers),
-        slots=max(s.slots for s in scheds), max_depth=max(s.depth for s in shapes),
+        ports=mapped.read_ports, slots=max(s.slots for s in scheds),
+        max_depth=max(s.depth for s in shapes),
         max_shift=max(max(s.shift) for s in scheds), max_chunks=max(chunks, default=1))

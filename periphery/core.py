@@ -5,10 +5,11 @@ crossbar.
 Dataflow of one command (cycle t = the sequencer's command is taken):
 
 ====  ==============================================================================
-t     gather: the command's slot words are read from the layer's input buffer
-      (asynchronous read ports), concatenated, shifted, cut to ``rows`` word-line bits
-t+1   crossbar port registers drive ``xb.read``/``xb.tile``/``xb.wl``
-t+2   the crossbar's ADC codes arrive (``xb.valid``; fixed latency 1) and are accumulated
+t     gather: per read lane, the command's slot words are read from the layer's input
+      buffer (asynchronous read ports), concatenated, shifted, cut to ``rows`` word-line bits
+t+1   crossbar port registers drive ``xb.read``/``xb.tile``/``xb.wl`` (one element per lane)
+t+2   the crossbar's ADC codes arrive (``xb.valid``; fixed latency 1), are summed over the
+      lanes that read (an adder tree, with ``chip.parallel_reads`` > 1) and accumulated
 t+3   accumulator result (on ``last``): into the BN-binarize block
       (:class:`~periphery.bn_binarize.BNBinarize` with a lane per column, the block the block
       regression verifies), or -- for the output layer -- argmax into the result register
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -57,14 +58,27 @@ __all__ = ["BnnCore", "BnnSystem", "CrossbarProgramming", "crossbar_signature", 
 
 
 def crossbar_signature(params: CoreParams) -> wiring.Signature:
-    """The core's side of the crossbar: one array read per cycle, codes one cycle later."""
+    """The core's side of the crossbar: ``read_ports`` array reads per cycle at most, their
+    codes one cycle later.
+
+    Members (``P = params.read_ports``; with P = 1 each array has one element)
+
+    ``read[p]``  port ``p`` reads this cycle;
+    ``tile[p]``  the array port ``p`` reads;
+    ``wl[p]``    its word lines (``rows`` bits, 1 = driven);
+    ``valid``    codes of the reads issued in the previous cycle are on ``codes``;
+    ``codes[p][c]``  port ``p``'s ADC code of column ``c`` (signed ``adc_bits``); a port that
+                 did not read holds no meaning (the core ignores it).
+    """
     chip = params.chip
+    ports = params.read_ports
     return wiring.Signature({
-        "read": Out(1),
-        "tile": Out(params.command_shape.tile_bits),
-        "wl": Out(chip.rows),
+        "read": Out(ports),
+        "tile": Out(data.ArrayLayout(unsigned(params.command_shape.tile_bits), ports)),
+        "wl": Out(data.ArrayLayout(unsigned(chip.rows), ports)),
         "valid": In(1),
-        "codes": In(data.ArrayLayout(signed(chip.adc_bits), chip.columns)),
+        "codes": In(data.ArrayLayout(data.ArrayLayout(signed(chip.adc_bits), chip.columns),
+                                     ports)),
     })
 
 
@@ -92,6 +106,7 @@ def _meta_layout(params: CoreParams) -> data.StructLayout:
     s = params.command_shape
     return data.StructLayout({
         "layer": unsigned(s.layer_bits), "entry": unsigned(s.entry_bits),
+        "reads": unsigned(s.ports),
         "first": unsigned(1), "last": unsigned(1), "final": unsigned(1),
         "write_mode": unsigned(2), "write_addr": unsigned(s.addr_bits),
         "write_chunk": unsigned(s.chunk_bits)})
@@ -155,32 +170,39 @@ class BnnCore(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += [active.eq(0), self.o.valid.eq(0)]
 
-        # --- t: gather --------------------------------------------------------------------
-        wl = Signal(chip.rows)
+        # --- t: gather, per read lane -------------------------------------------------------
+        ports = p.read_ports
+        wls = [Signal(chip.rows, name="wl" if ports == 1 else f"wl{lane}")
+               for lane in range(ports)]
         with m.Switch(cmd.layer):
             for li, layer in enumerate(layers):
                 sched = layer_schedule(layer, chip)
                 width = p.buffers[li].word_bits
-                words = []
-                for j in range(sched.slots):
-                    port = mems[li].read_port(domain="comb")
-                    m.d.comb += port.addr.eq(cmd.slot_addr[j])
-                    word = Signal(width, name=f"l{li}_slot{j}")
-                    m.d.comb += word.eq(port.data & cmd.slot_valid[j].replicate(width))
-                    words.append(word)
-                joined = Cat(*words)
+                gathered = []
+                for lane in range(min(ports, layer.row_tiles)):
+                    src = cmd.lanes[lane]
+                    words = []
+                    for j in range(sched.slots):
+                        port = mems[li].read_port(domain="comb")
+                        m.d.comb += port.addr.eq(src.slot_addr[j])
+                        tag = f"l{li}_slot{j}" if lane == 0 else f"l{li}_lane{lane}_slot{j}"
+                        word = Signal(width, name=tag)
+                        m.d.comb += word.eq(port.data & src.slot_valid[j].replicate(width))
+                        words.append(word)
+                    joined = Cat(*words)
+                    gathered.append(joined >> src.shift if any(sched.shift) else joined)
                 with m.Case(li):
-                    if any(sched.shift):
-                        m.d.comb += wl.eq(joined >> cmd.shift)
-                    else:
-                        m.d.comb += wl.eq(joined)
+                    m.d.comb += [wl.eq(g) for wl, g in zip(wls, gathered)]
 
         # --- t+1: crossbar port registers and command metadata -----------------------------
         meta1 = Signal(_meta_layout(p))
         meta2 = Signal(_meta_layout(p))
-        m.d.sync += [self.xb.read.eq(seq.cmd.valid), self.xb.tile.eq(cmd.tile),
-                     self.xb.wl.eq(wl), meta2.eq(meta1)]
-        m.d.sync += [meta1.layer.eq(cmd.layer), meta1.entry.eq(cmd.entry),
+        reads = Cat(*(cmd.lanes[lane].read for lane in range(ports)))
+        m.d.sync += [self.xb.read.eq(reads & seq.cmd.valid.replicate(ports)),
+                     meta2.eq(meta1)]
+        m.d.sync += [self.xb.tile[lane].eq(cmd.tile + lane) for lane in range(ports)]
+        m.d.sync += [self.xb.wl[lane].eq(wls[lane]) for lane in range(ports)]
+        m.d.sync += [meta1.layer.eq(cmd.layer), meta1.entry.eq(cmd.entry), meta1.reads.eq(reads),
                      meta1.first.eq(cmd.first), meta1.last.eq(cmd.last),
                      meta1.final.eq(cmd.final), meta1.write_mode.eq(cmd.write_mode),
                      meta1.write_addr.eq(cmd.write_addr), meta1.write_chunk.eq(cmd.write_chunk)]
@@ -191,7 +213,20 @@ class BnnCore(wiring.Component):
         # through a strength-aware concatenation whose every reader converts all 1000+ bits
         # one by one (the MLP core simulated 2.3x slower so). Amaranth then connects the
         # accumulator instance through two ports named port$N$k (codes, and the rest).
-        sources = {"codes": self.xb.codes, "first": meta2.first, "last": meta2.last,
+        if ports == 1:
+            codes = Value.cast(self.xb.codes)
+        else:
+            # the adder tree: per column, the codes of the ports that read, summed (a port
+            # that did not read contributes 0); combinational, so the latency is unchanged
+            sums = []
+            for c in range(chip.columns):
+                total = Signal(signed(p.read_sum_bits), name=f"read_sum{c}")
+                terms = [Mux(meta2.reads[lane], self.xb.codes[lane][c], 0)
+                         for lane in range(ports)]
+                m.d.comb += total.eq(sum(terms[1:], terms[0]))
+                sums.append(total)
+            codes = Cat(*sums)
+        sources = {"codes": codes, "first": meta2.first, "last": meta2.last,
                    "entry": meta2.entry}
         parts = []
         for name, field in acc.i.payload.shape():
@@ -452,9 +487,10 @@ class BnnSystem(wiring.Component):
         m.submodules.crossbar = Instance(
             "mbnn_crossbar",
             p_ROWS=p.chip.rows, p_COLS=p.chip.columns, p_TILES=p.mapped.tiles,
+            **({"p_PORTS": p.read_ports} if p.read_ports > 1 else {}),
             p_TILE_BITS=p.command_shape.tile_bits, p_ADC_BITS=p.chip.adc_bits,
             p_V_READ=self.v_read_v, p_G_UNIT=self.g_unit_s,
             p_GPOS_FILE=self.gpos_file, p_GNEG_FILE=self.gneg_file, **adc, **port,
-            i_clk=ClockSignal(), i_read=core.xb.read, i_tile=core.xb.tile, i_wl=core.xb.wl,
-            o_valid=core.xb.valid, o_codes=core.xb.codes.as_value())
+            i_clk=ClockSignal(), i_read=core.xb.read, i_tile=core.xb.tile.as_value(),
+            i_wl=core.xb.wl.as_value(), o_valid=core.xb.valid, o_codes=core.xb.codes.as_value())
         return m

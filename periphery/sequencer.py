@@ -3,8 +3,10 @@
 The command stream is specified by :func:`golden.schedule.commands` (same order, same fields);
 this module generates it from counters and per-layer constants:
 
-* counters ``layer``, ``oy``, ``ox`` (output pixel), ``ct`` (column tile), ``rt`` (row tile),
-  innermost last, each wrapping at its layer's bound;
+* counters ``layer``, ``oy``, ``ox`` (output pixel), ``ct`` (column tile), ``rt`` (first row
+  tile of the command's group: it steps by the number of read lanes, ``chip.parallel_reads``
+  at most), innermost last, each wrapping at its layer's bound; lane ``p`` reads row tile
+  ``rt + p`` when the layer has it;
 * conv word lines come from up to ``slots`` window positions per row tile: a small constant
   table per layer gives each slot's kernel offset ``(ky, kx)``; the position is
   ``(oy + ky - pad, ox + kx - pad)``, out of the map meaning an undriven (zero) slot;
@@ -34,10 +36,24 @@ from amaranth.lib.wiring import In, Out
 from golden.mapping import MappedModel
 from golden.schedule import WriteMode, command_shape, entry_base, layer_schedule
 
-__all__ = ["Sequencer", "command_layout"]
+__all__ = ["Sequencer", "command_layout", "read_layout"]
+
+
+def read_layout(mapped: MappedModel) -> data.StructLayout:
+    """One read lane of a command: whether it reads (``read``), and where its word lines come
+    from (the slots' word addresses, whether each slot is driven, the shift)."""
+    s = command_shape(mapped)
+    return data.StructLayout({
+        "read": unsigned(1),
+        "slot_addr": data.ArrayLayout(unsigned(s.addr_bits), s.slots),
+        "slot_valid": data.ArrayLayout(unsigned(1), s.slots),
+        "shift": unsigned(s.shift_bits),
+    })
 
 
 def command_layout(mapped: MappedModel) -> data.StructLayout:
+    """A command: lane ``p`` of ``lanes`` reads array ``tile + p``
+    (:class:`golden.schedule.Command`)."""
     s = command_shape(mapped)
     return data.StructLayout({
         "layer": unsigned(s.layer_bits),
@@ -46,9 +62,7 @@ def command_layout(mapped: MappedModel) -> data.StructLayout:
         "first": unsigned(1),
         "last": unsigned(1),
         "final": unsigned(1),
-        "slot_addr": data.ArrayLayout(unsigned(s.addr_bits), s.slots),
-        "slot_valid": data.ArrayLayout(unsigned(1), s.slots),
-        "shift": unsigned(s.shift_bits),
+        "lanes": data.ArrayLayout(read_layout(mapped), s.ports),
         "write_mode": unsigned(2),
         "write_addr": unsigned(s.addr_bits),
         "write_chunk": unsigned(s.chunk_bits),
@@ -120,10 +134,13 @@ class Sequencer(wiring.Component):
         # Wide enough signed intermediates for window coordinates (may go negative).
         coord = signed(_width(dim + max(l.kernel for l in layers)) + 2)
 
+        group = shape.ports          # row tiles read per command (fewer in a last group)
         with m.Switch(layer):
             for li, lay in enumerate(layers):
                 with m.Case(li), m.If(load):
-                    rt_last = rt == lay.row_tiles - 1
+                    # the group holding the last row tile; rt only takes multiples of group
+                    rt_last = (rt >= lay.row_tiles - group if lay.row_tiles > group
+                               else Const(1))
                     ct_last = ct == lay.column_tiles - 1
                     ox_last = ox == lay.out_width - 1
                     oy_last = oy == lay.out_height - 1
@@ -136,12 +153,13 @@ class Sequencer(wiring.Component):
                         cmd.last.eq(rt_last),
                         cmd.final.eq(final),
                     ]
-                    self._gather(m, cmd, lay, rt, oy, ox, coord)
+                    for lane in range(min(group, lay.row_tiles)):
+                        self._gather(m, cmd.lanes[lane], lay, lane, rt, oy, ox, coord)
                     if not final:
                         self._write_target(m, cmd, lay, layers[li + 1], oy, ox, ct,
                                            rt_last)
                     with m.If(take):
-                        m.d.sync += rt.eq(rt + 1)
+                        m.d.sync += rt.eq(rt + group)
                         with m.If(rt_last):
                             m.d.sync += [rt.eq(0), ct.eq(ct + 1)]
                             with m.If(ct_last):
@@ -158,41 +176,52 @@ class Sequencer(wiring.Component):
                                             m.d.sync += [layer.eq(li + 1), gap.eq(self.layer_gap)]
         return m
 
-    def _gather(self, m, cmd, lay, rt, oy, ox, coord):
+    def _gather(self, m, out, lay, lane, rt, oy, ox, coord):
+        """Lane ``lane``'s read (row tile ``rt + lane``) into ``out`` (:func:`read_layout`);
+        ``rt`` steps by the group size, so only its multiples have cases."""
         chip = self.mapped.chip
+        group = self.shape.ports
+        starts = range(0, lay.row_tiles - lane, group)    # rt whose lane reads a row tile
+        if lane == 0:
+            m.d.sync += out.read.eq(1)
+        else:
+            m.d.sync += out.read.eq(rt < lay.row_tiles - lane)
         if lay.kind == "dense":
-            m.d.sync += [cmd.slot_addr[0].eq(rt), cmd.slot_valid[0].eq(1)]
+            m.d.sync += [out.slot_addr[0].eq(rt + lane), out.slot_valid[0].eq(1)]
             return
         sched = layer_schedule(lay, chip)
         fmap = lay.input_map
+        tag = f"l{lay.index}" + (f"_lane{lane}" if lane else "")
         for j in range(sched.slots):
-            ky = Signal(range(lay.kernel + 1), name=f"l{lay.index}_ky{j}")
-            kx = Signal(range(lay.kernel + 1), name=f"l{lay.index}_kx{j}")
-            used = Signal(name=f"l{lay.index}_used{j}")
+            if all(sched.slot_window[r + lane][j] < 0 for r in starts):
+                continue            # a slot this lane never drives: it reads as zero
+            ky = Signal(range(lay.kernel + 1), name=f"{tag}_ky{j}")
+            kx = Signal(range(lay.kernel + 1), name=f"{tag}_kx{j}")
+            used = Signal(name=f"{tag}_used{j}")
             with m.Switch(rt):
-                for r in range(lay.row_tiles):
-                    q = sched.slot_window[r][j]
+                for r in starts:
+                    q = sched.slot_window[r + lane][j]
                     if q >= 0:
                         with m.Case(r):
                             m.d.comb += [ky.eq(q // lay.kernel), kx.eq(q % lay.kernel),
                                          used.eq(1)]
             # The unpadded coordinate goes through a signed signal first: Amaranth's unsigned
             # subtraction would wrap instead of going negative.
-            y0 = Signal(coord, name=f"l{lay.index}_y0_{j}")
-            x0 = Signal(coord, name=f"l{lay.index}_x0_{j}")
-            y = Signal(coord, name=f"l{lay.index}_y{j}")
-            x = Signal(coord, name=f"l{lay.index}_x{j}")
+            y0 = Signal(coord, name=f"{tag}_y0_{j}")
+            x0 = Signal(coord, name=f"{tag}_x0_{j}")
+            y = Signal(coord, name=f"{tag}_y{j}")
+            x = Signal(coord, name=f"{tag}_x{j}")
             m.d.comb += [y0.eq(oy + ky), x0.eq(ox + kx),
                          y.eq(y0 - lay.padding), x.eq(x0 - lay.padding)]
             inside = (y >= 0) & (y < fmap.height) & (x >= 0) & (x < fmap.width)
             with m.If(used & inside):
-                m.d.sync += [cmd.slot_valid[j].eq(1),
-                             cmd.slot_addr[j].eq((y * fmap.width + x).as_unsigned())]
+                m.d.sync += [out.slot_valid[j].eq(1),
+                             out.slot_addr[j].eq((y * fmap.width + x).as_unsigned())]
         with m.Switch(rt):
-            for r in range(lay.row_tiles):
-                if sched.shift[r]:
+            for r in starts:
+                if sched.shift[r + lane]:
                     with m.Case(r):
-                        m.d.sync += cmd.shift.eq(sched.shift[r])
+                        m.d.sync += out.shift.eq(sched.shift[r + lane])
 
     def _write_target(self, m, cmd, lay, nxt, oy, ox, ct, rt_last):
         chip = self.mapped.chip

@@ -73,7 +73,9 @@ def _generate_model(args) -> int:
     core = manifest["core"]
     print(f"generated {args.out}: {manifest['model']['architecture']} on {core['tiles']} arrays "
           f"of {core['rows']}x{core['columns']}, {core['reads_per_image']} array reads per "
-          f"image, {len(manifest['files'])} files in {time.perf_counter() - t0:.1f} s")
+          f"image in {core['read_cycles_per_image']} cycles ({core['read_ports']} read "
+          f"port{'s' if core['read_ports'] > 1 else ''}), {len(manifest['files'])} files in "
+          f"{time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -405,7 +407,8 @@ def _run_inference(model, config, sim, images, offset, check_layers, build, seed
                 "mapped_accuracy": float(np.mean(got.predictions == labels)),
                 "non_ideal_chip": non_ideal,
                 "cycles_per_image": None,
-                "min_cycles_per_image": mapped.reads_per_image, "images_per_s": images / dt}
+                "min_cycles_per_image": mapped.read_cycles_per_image,
+                "images_per_s": images / dt}
     gen_dir = _generated_dir(model_path, chip, seed, drift_s, build, program)
     t0 = time.perf_counter()
     # Always regenerated (unless the caller just did): a directory left by an older mbnn
@@ -455,11 +458,11 @@ def _print_inference(s: dict) -> None:
             print(f"golden read of the non-ideal chip: {s['images']} images, accuracy "
                   f"{100 * s['golden_accuracy']:.2f}% (ideal chip "
                   f"{100 * s['ideal_golden_accuracy']:.2f}%), {s['min_cycles_per_image']} "
-                  f"array reads per image")
+                  f"cycles of array reads per image")
             return
         print(f"golden mapped model: {s['images']} images, {s['mismatches']} differ from the "
               f"unmapped model, accuracy {100 * s['mapped_accuracy']:.2f}%, "
-              f"{s['min_cycles_per_image']} array reads per image")
+              f"{s['min_cycles_per_image']} cycles of array reads per image")
         return
     p = s.get("programming")
     if p:
@@ -482,7 +485,7 @@ def _print_inference(s: dict) -> None:
               f"codes differing from the golden read: {s['code_disagreements']}, reads within "
               f"{s['boundary_margin_lsb']:g} LSB of an ADC boundary: {s['near_boundary_reads']}")
     print(f"  cycles per image: {s['cycles_per_image']:.0f} (analytical minimum "
-          f"{s['min_cycles_per_image']}: one array read per cycle)")
+          f"{s['min_cycles_per_image']}: the cycles of array reads)")
     print(f"  simulation: {s['images_per_s']:.1f} images/s; build {s['build_s']:.1f} s, "
           f"whole run {s['run_s']:.1f} s")
 

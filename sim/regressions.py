@@ -233,6 +233,15 @@ CORE_SETS = {
     "tiny_16x8_ref_programmed": CoreSet("tiny", ChipConfig(
         16, 8, mapping="reference_column", adc_bits=5,
         **{**PROGRAMMED, "device": {**PROGRAMMED["device"], "preset": "dw5"}}), program=True),
+    # several arrays read per cycle (chip.parallel_reads): the tiny CNN's row tiles (2, 4, 2,
+    # 1 per layer) three at a time, so groups are full, partial (4 = 3 + 1) and single; on the
+    # non-ideal chip two at a time (every port with its own arrays' ADC errors); the MLP with
+    # all 7 or 8 row tiles of a column tile in one cycle (192 reads in 25 cycles)
+    "tiny_16x8_p3": CoreSet("tiny", ChipConfig(16, 8, adc_bits=3, parallel_reads=3)),
+    "tiny_16x8_nonideal_p2": CoreSet("tiny", ChipConfig(16, 8, adc_bits=5, parallel_reads=2,
+                                                        **NON_IDEAL)),
+    "mlp_128x128_p8": CoreSet("models/mlp.npz", ChipConfig(128, 128, arrays=8,
+                                                           parallel_reads=8)),
     # the shipped MLP likewise, on the demo chip's stuck-cell rates (0.5 % on, 2 % off)
     "mlp_128x128_programmed": CoreSet("models/mlp.npz", ChipConfig(
         128, 128, device={"preset": "rram", "stuck_on_rate": 0.005, "stuck_off_rate": 0.02},
@@ -419,6 +428,11 @@ NETWORK_RUNS = {
                                      _RANDOM),
     "tiny_16x8_ref_nonideal": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)},
                                          _RANDOM),
+    "tiny_16x8_p3": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)}, _RANDOM),
+    "tiny_16x8_nonideal_p2": NetworkRun("random", {"icarus": (40, 0), "verilator": (40, 0)},
+                                        _MIXED),
+    "mlp_128x128_p8": NetworkRun("mnist", {"icarus": (50, 400), "verilator": (200, 450)},
+                                 _MIXED, icarus_vpi=True),
     # Icarus back to back: the programming phase's cycles are checked exactly
     "tiny_16x8_programmed": NetworkRun("random", {"icarus": (20, 0), "verilator": (40, 0)},
                                        _MIXED),
@@ -463,11 +477,24 @@ def run_network(name: str, simulator: str, build_root: Path, seed: int = DEFAULT
 
 # --- the Verilog each regression simulates ------------------------------------------------
 
+def sequencer_sets() -> list[str]:
+    """The core sets whose sequencers differ, first of each kind: a sequencer is generated from
+    the model's layer geometry on the arrays (model, rows, columns, parallel reads), not from
+    the device, ADC, mapping scheme or programming, so the tiny CNN's non-ideal and programmed
+    sets have the ideal set's sequencer, byte for byte (tests/test_rtl_sequencer.py)."""
+    seen, out = set(), []
+    for name, core in CORE_SETS.items():
+        key = (core.model, core.chip.rows, core.chip.columns, core.chip.parallel_reads)
+        if key not in seen:
+            seen.add(key)
+            out.append(name)
+    return out
+
+
 # block -> its parameter sets, in the order `mbnn regress` runs them
 def regression_sets() -> dict[str, list[str]]:
     return {"bn_binarize": list(BN_BINARIZE_SETS), "accumulator": list(ACCUMULATOR_SETS),
-            # (a set that programs its arrays has its twin's sequencer)
-            "sequencer": [n for n, c in CORE_SETS.items() if not c.program],
+            "sequencer": sequencer_sets(),
             "programming": list(PROGRAMMING_SETS),
             "crossbar": list(CROSSBAR_SETS), "network": list(NETWORK_RUNS)}
 

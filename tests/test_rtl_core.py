@@ -75,13 +75,63 @@ def test_network_on_rtl(name, simulator, images, offset, seed, build_root, recor
     # a layer gap per layer boundary and the image turnaround (golden.core).
     params = CoreParams(compile_model(CORE_SETS[name].load(seed), CORE_SETS[name].chip))
     assert params.input_hidden
-    assert s["min_cycles_per_image"] == params.mapped.reads_per_image
+    assert s["min_cycles_per_image"] == params.mapped.read_cycles_per_image
     assert s["latency_cycles_seen"] == [params.latency_cycles] and \
         s["latencies_measured"] == images, "every image computes in exactly the same cycles"
-    if handshake == "back_to_back":
-        assert s["cycles_per_image_seen"] == [params.compute_cycles_per_image], \
+    if handshake == "back_to_back" and params.input_hidden:
+        assert s["cycles_per_image_seen"] == [params.compute_cycles_per_image]
+    elif handshake == "back_to_back":   # the input stream sets the pace (CoreParams)
+        assert len(s["cycles_per_image_seen"]) == 1, \
             "every image after the first takes exactly the steady-state cycles"
     elif images >= 3:
+        assert s["mid_image_resets"] == 1
+
+
+# (core set, simulator, images, first image, handshake): several arrays read per cycle.
+PARALLEL_RUNS = [
+    ("tiny_16x8_p3", "icarus", 40, 0, "random"),
+    ("tiny_16x8_p3", "verilator", 40, 0, "random"),
+    ("tiny_16x8_nonideal_p2", "icarus", 40, 0, "back_to_back"),
+    ("tiny_16x8_nonideal_p2", "verilator", 40, 0, "random"),
+    ("mlp_128x128_p8", "icarus-vpi", 30, 400, "back_to_back"),
+    ("mlp_128x128_p8", "verilator", 100, 450, "random"),
+]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("name, simulator, images, offset, handshake", PARALLEL_RUNS,
+                         ids=[f"{n}-{s}" for n, s, *_ in PARALLEL_RUNS])
+def test_parallel_reads_on_rtl(name, simulator, images, offset, handshake, seed, build_root,
+                               record_property):
+    """``parallel_reads = P``: the core reads up to P row tiles of a pixel in one cycle through
+    P crossbar ports and sums their codes in an adder tree. Every image's class, scores and
+    layer bits equal the golden model's (ideal chips: the unmapped model's; the non-ideal one:
+    the golden read of its programmed arrays, every port with its own arrays' ADC errors), and
+    the cycles are the schedule's: reads in ceil(row tiles / P) cycles per pixel and column
+    tile, every image's latency exact, and back to back every image interval exact."""
+    sim, _, vpi = simulator.partition("-")
+    require_simulator(sim)
+    core = CORE_SETS[name]
+    params = CoreParams(compile_model(core.load(seed), core.chip))
+    assert params.read_ports == core.chip.parallel_reads > 1
+    gen = _generate(name, build_root, seed, f"{simulator}-{offset}")
+    assert f".PORTS(32'd{params.read_ports})" in (gen / "bnn_system.v").read_text(), \
+        "the generated system does not instantiate a crossbar with a port per parallel read"
+    run = run_core(gen, sim, build_root, f"{name}-{offset}", images, offset=offset,
+                   dataset="random" if core.model == "tiny" else "mnist", seed=seed,
+                   crossbar_vpi=bool(vpi), handshake=handshake)
+    _report(run, record_property)
+    s = run.summary
+    assert s["images"] == images and s["mismatches"] == 0 and s["layer_checks"]
+    assert s["min_cycles_per_image"] == params.mapped.read_cycles_per_image \
+        < params.mapped.reads_per_image
+    assert s["latency_cycles_seen"] == [params.latency_cycles]
+    assert s["latencies_measured"] == images
+    if handshake == "back_to_back" and params.input_hidden:
+        assert s["cycles_per_image_seen"] == [params.compute_cycles_per_image]
+    elif handshake == "back_to_back":   # the input stream sets the pace (CoreParams)
+        assert len(s["cycles_per_image_seen"]) == 1
+    else:
         assert s["mid_image_resets"] == 1
 
 

@@ -15,6 +15,16 @@ from golden.schedule import (WriteMode, buffer_shapes, check_hardware_mappable, 
 
 REPO = Path(__file__).resolve().parent.parent
 CHIPS = [ChipConfig(128, 128), ChipConfig(100, 50), ChipConfig(64, 32), ChipConfig(48, 16)]
+# chips reading several arrays per cycle: every row tile of a pixel at once (the MLP has at
+# most 8), groups that leave a partial last group (3), pairs
+PARALLEL_CHIPS = [ChipConfig(128, 128, arrays=8, parallel_reads=8),
+                  ChipConfig(64, 32, arrays=4, parallel_reads=3),
+                  ChipConfig(48, 16, arrays=2, parallel_reads=2)]
+
+
+def _chip_id(chip):
+    return f"{chip.rows}x{chip.columns}" + (f"-p{chip.parallel_reads}"
+                                            if chip.parallel_reads > 1 else "")
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +32,12 @@ def pixels():
     return binarize_pixels(load_mnist("test").images[:40])
 
 
-@pytest.mark.parametrize("chip", CHIPS, ids=lambda c: f"{c.rows}x{c.columns}")
+@pytest.mark.parametrize("chip", CHIPS + PARALLEL_CHIPS[:2], ids=_chip_id)
 @pytest.mark.parametrize("arch, images", [("mlp", 12), ("cnn", 3)])
 def test_schedule_execution_equals_model(pixels, chip, arch, images):
-    """Buffers, gathers, tiles and pooled writes, run command by command, reproduce the
-    unmapped model's scores and every layer's bits (read back out of the buffers)."""
+    """Buffers, gathers, tiles, parallel reads with their adder tree and pooled writes, run
+    command by command, reproduce the unmapped model's scores and every layer's bits (read
+    back out of the buffers)."""
     model = load_model(REPO / "models" / f"{arch}.npz")
     mapped = compile_model(model, chip)
     cmds = commands(mapped)
@@ -44,21 +55,32 @@ def test_schedule_execution_equals_model(pixels, chip, arch, images):
             assert np.array_equal(got, ref), f"image {i} layer {li}"
 
 
-@pytest.mark.parametrize("chip", CHIPS[:2], ids=lambda c: f"{c.rows}x{c.columns}")
-def test_schedule_reads_every_tile_once_per_pixel(chip):
-    model = load_model(REPO / "models" / "cnn.npz")
+@pytest.mark.parametrize("chip", CHIPS[:2] + PARALLEL_CHIPS, ids=_chip_id)
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_schedule_reads_every_tile_once_per_pixel(chip, arch):
+    model = load_model(REPO / "models" / f"{arch}.npz")
     mapped = compile_model(model, chip)
     cmds = commands(mapped)
-    assert len(cmds) == mapped.reads_per_image
-    reads = Counter(c.tile for c in cmds)
+    group = chip.parallel_reads
+    assert sum(len(c.reads) for c in cmds) == mapped.reads_per_image
+    reads = Counter(r.tile for c in cmds for r in c.reads)
     for layer in mapped.layers:
         for t in range(layer.tile_base, layer.tile_base + layer.tiles):
             assert reads[t] == layer.pixels
-    # every (pixel, column tile) closes exactly once, and its row tiles run 0..rt-1 in order
+    # every (pixel, column tile) closes exactly once, its row tiles run 0..rt-1 in order, in
+    # groups of `parallel_reads` consecutive row tiles (the last one possibly shorter) read by
+    # lanes 0, 1, ... in order; so the cycles are pixels * column tiles * ceil(row tiles / P)
     for layer in mapped.layers:
         mine = [c for c in cmds if c.layer == layer.index]
-        assert [c.rt for c in mine] == list(range(layer.row_tiles)) * (layer.pixels * layer.column_tiles)
-        assert sum(c.last for c in mine) == layer.pixels * layer.column_tiles
+        outputs = layer.pixels * layer.column_tiles
+        assert [r.rt for c in mine for r in c.reads] == list(range(layer.row_tiles)) * outputs
+        assert all(c.rt == c.reads[0].rt and 1 <= len(c.reads) <= group for c in mine)
+        assert all(len(c.reads) == group for c in mine if not c.last)
+        assert sum(c.last for c in mine) == outputs
+        assert sum(c.first for c in mine) == outputs
+        groups = -(-layer.row_tiles // group)
+        assert len(mine) == outputs * groups == layer.read_cycles(group)
+    assert len(cmds) == mapped.read_cycles_per_image
     # a write lands inside its buffer; pooled windows are opened before they are OR-ed into
     shapes = buffer_shapes(mapped)
     opened = set()
@@ -81,7 +103,7 @@ def test_unsupported_chunking_is_rejected():
         check_hardware_mappable(compile_model(model, ChipConfig(40, 16)))
 
 
-@pytest.mark.parametrize("chip", CHIPS, ids=lambda c: f"{c.rows}x{c.columns}")
+@pytest.mark.parametrize("chip", CHIPS, ids=_chip_id)
 def test_layer_words_are_the_executed_buffers(pixels, chip):
     """The layout function testbenches use to turn the model's layer bits into buffer words
     gives exactly what the schedule leaves in the buffers."""
@@ -94,3 +116,13 @@ def test_layer_words_are_the_executed_buffers(pixels, chip):
         for li in range(len(mapped.layers) - 1):
             assert np.array_equal(layer_words(mapped, li, want.layer_bits[li][i]),
                                   buffers[li + 1]), f"layer {li}"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"parallel_reads": 0}, "parallel_reads must be"),
+    ({"parallel_reads": 5, "arrays": 4}, r"parallel_reads \(5\) must not exceed arrays \(4\)"),
+    ({"parallel_reads": 2.0, "arrays": 4}, "parallel_reads must be"),
+])
+def test_bad_parallel_reads_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ChipConfig(128, 128, **settings)

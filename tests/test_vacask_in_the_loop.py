@@ -28,6 +28,8 @@ RUNS = [
     pytest.param("tiny_16x8_nonideal", "verilator", 4, id="nonideal-verilator"),
     pytest.param("tiny_16x8_nonideal", "icarus", 3, id="nonideal-icarus"),
     pytest.param("tiny_16x8", "icarus", 4, id="ideal-icarus"),
+    # two arrays read per cycle: each port's read answered from VACASK
+    pytest.param("tiny_16x8_nonideal_p2", "icarus", 3, id="nonideal-p2-icarus"),
 ]
 
 

@@ -1,4 +1,9 @@
-// mbnn behavioural crossbar: real-valued conductances, one array read per cycle.
+// mbnn behavioural crossbar: real-valued conductances, up to PORTS array reads per cycle.
+//
+// PORTS read ports (default 1; the core's chip.parallel_reads): port p reads array
+// tile[p*TILE_BITS +: TILE_BITS] with word lines wl[p*ROWS +: ROWS] when read[p], and its
+// codes are codes[p*COLS*ADC_BITS +: COLS*ADC_BITS] (a port that did not read keeps its
+// previous codes). The ports are computed one after another with the same operations.
 //
 // Holds the conductance pair (G+, G-) of every cell of every array ("tile") of a model, loaded
 // from the files `mbnn generate` writes: IEEE-754 doubles in hex, one per line, so the values
@@ -47,6 +52,7 @@ module mbnn_crossbar #(
     parameter integer ROWS = 128,
     parameter integer COLS = 128,
     parameter integer TILES = 1,
+    parameter integer PORTS = 1,
     parameter integer TILE_BITS = 1,
     parameter integer ADC_BITS = 9,
     parameter real V_READ = 0.2,
@@ -71,11 +77,11 @@ module mbnn_crossbar #(
     parameter PULSE_CMD_FILE = "prog_pulse_cmd.hex"
 ) (
     input  wire                     clk,
-    input  wire                     read,
-    input  wire [TILE_BITS-1:0]     tile,
-    input  wire [ROWS-1:0]          wl,
-    output reg                      valid,
-    output reg  [COLS*ADC_BITS-1:0] codes,
+    input  wire [PORTS-1:0]                 read,
+    input  wire [PORTS*TILE_BITS-1:0]       tile,
+    input  wire [PORTS*ROWS-1:0]            wl,
+    output reg                              valid,
+    output reg  [PORTS*COLS*ADC_BITS-1:0]   codes,
     // pulse port (PROGRAM = 1)
     input  wire                     pcmd_valid,
     output wire                     pcmd_ready,
@@ -93,9 +99,14 @@ module mbnn_crossbar #(
     localparam integer CODE_MAX = (1 << (ADC_BITS - 1)) - 1;
     localparam integer CODE_MIN = -(1 << (ADC_BITS - 1));
 
-    // Codes are assembled here and written to the output once per read: 128 separate
-    // part-select updates of `codes` would each wake the logic downstream.
+    // A read port's inputs and codes, and all ports' codes: assembled here and written to the
+    // output once per cycle of reads (128 separate part-select updates of `codes` would each
+    // wake the logic downstream).
+    reg [TILE_BITS-1:0] port_tile;
+    reg [ROWS-1:0] port_wl;
     reg [COLS*ADC_BITS-1:0] next_codes;
+    reg [PORTS*COLS*ADC_BITS-1:0] all_codes;
+    integer pt;
 
 `ifndef MBNN_CROSSBAR_VPI
     reg [63:0] gpos_bits [0:CELLS-1];
@@ -145,7 +156,6 @@ module mbnn_crossbar #(
     reg [CMD_BITS-1:0] pulse_cmd [0:PULSE_DEPTH-1];
     real g_cell [0:PCELLS-1];
     real xv;
-    reg cells_changed;       // g_diff must be formed again from the cells before a read
     integer p, pulse_next;
     // q: an index, or the verify code whose VERIFY_BITS low bits leave (clipped to them)
     /* verilator lint_off UNUSEDSIGNAL */
@@ -157,7 +167,6 @@ module mbnn_crossbar #(
         replay_errors = 0;
         pulses_replayed = 0;
         pulse_next = 0;
-        cells_changed = 1'b0;
         if (PROGRAM != 0) begin
 `ifdef MBNN_CROSSBAR_VPI
             $display("mbnn_crossbar: PROGRAM = 1 needs the Verilog read, not MBNN_CROSSBAR_VPI");
@@ -170,15 +179,39 @@ module mbnn_crossbar #(
                 $readmemh(PULSE_G_FILE, pulse_g_bits);
                 $readmemh(PULSE_CMD_FILE, pulse_cmd);
             end
-            cells_changed = 1'b1;
+`ifndef MBNN_CROSSBAR_VPI
+            for (p = 0; p < TILES * ROWS; p = p + 1)
+                form_row(p);
+`endif
         end
     end
+
+`ifndef MBNN_CROSSBAR_VPI
+    // G+ - G- of the weights of physical row `row` (tile * ROWS + row) from its cells: one
+    // subtraction per weight, the read's first operation. Formed again after every pulse that
+    // lands in the row, so a read (in any port's process) always sees the cells as they stand.
+    task form_row(input integer row);
+        integer w, q0;
+        begin
+            q0 = row * PCOLS;
+            for (w = 0; w < COLS; w = w + 1)
+                if (REFERENCE != 0)
+                    g_diff[row * COLS + w] = g_cell[q0 + w] - g_cell[q0 + COLS];
+                else
+                    g_diff[row * COLS + w] = g_cell[q0 + 2 * w] - g_cell[q0 + 2 * w + 1];
+        end
+    endtask
+`endif
     // a read result waits for pres_ready; no command is taken over it
     assign pcmd_ready = !pres_valid || pres_ready;
 
     initial begin
         valid = 1'b0;
-        codes = {COLS*ADC_BITS{1'b0}};
+        // bit by bit: a replication this wide exceeds Verilator's replication limit
+        for (pt = 0; pt < PORTS*COLS*ADC_BITS; pt = pt + 1) begin
+            codes[pt] = 1'b0;
+            all_codes[pt] = 1'b0;
+        end
     end
 
     // Behavioural model: the loops compute a read with blocking assignments to temporaries
@@ -205,69 +238,71 @@ module mbnn_crossbar #(
                 end else begin
                     g_cell[pcmd_cell] = $bitstoreal(pulse_g_bits[pulse_next]);
                     pulses_replayed <= pulses_replayed + 1;
-                    cells_changed = 1'b1;
+`ifndef MBNN_CROSSBAR_VPI
+                    // the cell index widens to the integer division by design
+                    /* verilator lint_off WIDTHEXPAND */
+                    form_row(pcmd_cell / PCOLS);
+                    /* verilator lint_on WIDTHEXPAND */
+`endif
                 end
                 pulse_next = pulse_next + 1;
             end
         end
-        valid <= read;
-        if (read) begin
-`ifndef MBNN_CROSSBAR_VPI
-            if (PROGRAM != 0 && cells_changed) begin
-                for (p = 0; p < CELLS; p = p + 1) begin
-                    q = (p / COLS) * PCOLS;
-                    if (REFERENCE != 0)
-                        g_diff[p] = g_cell[q + p % COLS] - g_cell[q + COLS];
-                    else
-                        g_diff[p] = g_cell[q + 2 * (p % COLS)] - g_cell[q + 2 * (p % COLS) + 1];
-                end
-                cells_changed = 1'b0;
-            end
-`endif
+        valid <= |read;
+        // The ports in turn, in one process: `codes` is one register written once per cycle
+        // of reads (separate processes writing its slices would make it a net of partial
+        // drivers, which Icarus resolves bit by bit for every reader of the whole bus).
+        for (pt = 0; pt < PORTS; pt = pt + 1) begin
+            if (read[pt]) begin
+                port_tile = tile[pt*TILE_BITS +: TILE_BITS];
+                port_wl = wl[pt*ROWS +: ROWS];
 `ifdef MBNN_CROSSBAR_VPI
-            $mbnn_crossbar_read(tile, wl, next_codes, ROWS, COLS, TILES, ADC_BITS, ADC_ERRORS,
-                                V_READ, G_UNIT, LSB_SCALE, GPOS_FILE, GNEG_FILE, GAIN_FILE,
-                                OFFSET_FILE);
+                $mbnn_crossbar_read(port_tile, port_wl, next_codes, ROWS, COLS, TILES, ADC_BITS,
+                                    ADC_ERRORS, V_READ, G_UNIT, LSB_SCALE, GPOS_FILE, GNEG_FILE,
+                                    GAIN_FILE, OFFSET_FILE);
 `else
-            for (c = 0; c < COLS; c = c + 1)
-                current[c] = 0.0;
-            for (r = 0; r < ROWS; r = r + 1) begin
-                if (wl[r]) begin
-                    base = (tile * ROWS + r) * COLS;
-                    // Eight columns per iteration: Icarus interprets every loop test and
-                    // increment, and this cuts a read's time by about 40 % there.
-                    for (c = 0; c + 8 <= COLS; c = c + 8) begin
-                        k = base + c;
-                        current[c]     = current[c]     + g_diff[k];
-                        current[c + 1] = current[c + 1] + g_diff[k + 1];
-                        current[c + 2] = current[c + 2] + g_diff[k + 2];
-                        current[c + 3] = current[c + 3] + g_diff[k + 3];
-                        current[c + 4] = current[c + 4] + g_diff[k + 4];
-                        current[c + 5] = current[c + 5] + g_diff[k + 5];
-                        current[c + 6] = current[c + 6] + g_diff[k + 6];
-                        current[c + 7] = current[c + 7] + g_diff[k + 7];
+                for (c = 0; c < COLS; c = c + 1)
+                    current[c] = 0.0;
+                for (r = 0; r < ROWS; r = r + 1) begin
+                    if (port_wl[r]) begin
+                        base = (port_tile * ROWS + r) * COLS;
+                        // Eight columns per iteration: Icarus interprets every loop test and
+                        // increment, and this cuts a read's time by about 40 % there.
+                        for (c = 0; c + 8 <= COLS; c = c + 8) begin
+                            k = base + c;
+                            current[c]     = current[c]     + g_diff[k];
+                            current[c + 1] = current[c + 1] + g_diff[k + 1];
+                            current[c + 2] = current[c + 2] + g_diff[k + 2];
+                            current[c + 3] = current[c + 3] + g_diff[k + 3];
+                            current[c + 4] = current[c + 4] + g_diff[k + 4];
+                            current[c + 5] = current[c + 5] + g_diff[k + 5];
+                            current[c + 6] = current[c + 6] + g_diff[k + 6];
+                            current[c + 7] = current[c + 7] + g_diff[k + 7];
+                        end
+                        for (c = c; c < COLS; c = c + 1)
+                            current[c] = current[c] + g_diff[base + c];
                     end
-                    for (c = c; c < COLS; c = c + 1)
-                        current[c] = current[c] + g_diff[base + c];
                 end
-            end
-            for (c = 0; c < COLS; c = c + 1) begin
-                // current[c] holds sum(x' * (G+ - G-)); times V_READ it is the column current
-                x = V_READ * current[c] / lsb_a;
-                if (ADC_ERRORS != 0) begin
-                    x = x * adc_gain[tile * COLS + c];
-                    x = x + adc_offset[tile * COLS + c];
+                for (c = 0; c < COLS; c = c + 1) begin
+                    // current[c] holds sum(x' * (G+ - G-)); times V_READ it is the column current
+                    x = V_READ * current[c] / lsb_a;
+                    if (ADC_ERRORS != 0) begin
+                        x = x * adc_gain[port_tile * COLS + c];
+                        x = x + adc_offset[port_tile * COLS + c];
+                    end
+                    // saturate in the real domain: $rtoi of a value beyond 32 bits is undefined
+                    x = $floor(x + 0.5);
+                    if (x > CODE_MAX) code = CODE_MAX;
+                    else if (x < CODE_MIN) code = CODE_MIN;
+                    else code = $rtoi(x);
+                    next_codes[c*ADC_BITS +: ADC_BITS] = code[ADC_BITS-1:0];
                 end
-                // saturate in the real domain: $rtoi of a value beyond 32 bits is undefined
-                x = $floor(x + 0.5);
-                if (x > CODE_MAX) code = CODE_MAX;
-                else if (x < CODE_MIN) code = CODE_MIN;
-                else code = $rtoi(x);
-                next_codes[c*ADC_BITS +: ADC_BITS] = code[ADC_BITS-1:0];
-            end
 `endif
-            codes <= next_codes;
+                all_codes[pt*COLS*ADC_BITS +: COLS*ADC_BITS] = next_codes;
+            end
         end
+        if (|read)
+            codes <= all_codes;
     end
     /* verilator lint_on BLKSEQ */
 endmodule

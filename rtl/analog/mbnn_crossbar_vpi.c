@@ -18,9 +18,10 @@
  * The codes are therefore those of the Verilog loops bit for bit (tested on reads within
  * rounding of a decision boundary, tests/test_rtl_crossbar.py).
  *
- * The first call of each call site (one per crossbar instance) loads the conductance and
- * ADC-error files (16 hex digits per line, as `mbnn generate` writes them) and keeps them with
- * the call site. A file that cannot be read or holds the wrong number of values ends the
+ * The first call of each call site (one per read port of each crossbar instance) finds the
+ * conductance and ADC-error files (16 hex digits per line, as `mbnn generate` writes them)
+ * loaded by an earlier call site with the same files and parameters -- the ports of one
+ * crossbar share one copy -- or loads them, and keeps them with the call site. A file that cannot be read or holds the wrong number of values ends the
  * simulation with an error naming it. Word-line bits that are X or Z count as not driven,
  * as the Verilog's `if (wl[r])` does, and a tile beyond the array count reads as all-zero
  * conductances, as the Verilog's out-of-range array reads do.
@@ -36,6 +37,7 @@
 #define ARGS 15
 
 typedef struct {
+    char *key;               /* the files and parameters it was loaded with */
     int rows, cols, tiles, adc_bits, adc_errors;
     double v_read, lsb_a;
     double *g_diff;          /* tiles * rows * cols: G+ - G-, row-major per tile */
@@ -146,6 +148,35 @@ static crossbar_t *load(vpiHandle args[ARGS])
     return xb;
 }
 
+/* Crossbars loaded so far, shared by call sites with the same files and parameters. */
+#define SHARED_MAX 64
+static crossbar_t *shared[SHARED_MAX];
+static int n_shared;
+
+static crossbar_t *find_or_load(vpiHandle args[ARGS])
+{
+    char key[4096];
+    int n = snprintf(key, sizeof key, "%d %d %d %d %d %.17g %.17g %.17g",
+                     int_arg(args[3]), int_arg(args[4]), int_arg(args[5]), int_arg(args[6]),
+                     int_arg(args[7]), real_arg(args[8]), real_arg(args[9]), real_arg(args[10]));
+    for (int i = 11; i < 15 && n > 0 && n < (int)sizeof key; i++) {
+        char *file = string_arg(args[i]);
+        n += snprintf(key + n, sizeof key - n, " %s", file);
+        free(file);
+    }
+    for (int i = 0; i < n_shared; i++)
+        if (strcmp(shared[i]->key, key) == 0)
+            return shared[i];
+    crossbar_t *xb = load(args);
+    if (xb && n_shared < SHARED_MAX) {
+        xb->key = strdup(key);
+        shared[n_shared++] = xb;
+    } else if (xb) {
+        xb->key = strdup(key);
+    }
+    return xb;
+}
+
 static PLI_INT32 read_calltf(PLI_BYTE8 *user_data)
 {
     (void)user_data;
@@ -164,7 +195,7 @@ static PLI_INT32 read_calltf(PLI_BYTE8 *user_data)
     }
     crossbar_t *xb = vpi_get_userdata(call);
     if (!xb) {
-        xb = load(args);
+        xb = find_or_load(args);
         if (!xb)
             return 0;
         vpi_put_userdata(call, xb);

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, ValueChange
 
 # The module, not its test: importing the decorated test by name would register it here too.
 import sim.tb.tb_core as core_tb
@@ -46,10 +46,17 @@ class VacaskCrossbar:
     table : sim.cosim_vacask.LookupTable
     adc_bits : int
         Width of one column's code in ``xb__codes`` (column c at bits ``c*adc_bits``).
+    ports : int
+        Read ports of the core (``chip.parallel_reads``): port p's tile, word lines and codes
+        are the p-th slices of ``xb__tile``, ``xb__wl`` and ``xb__codes``, and ``xb__read``
+        has a bit per port; every port's read is looked up on its own.
     """
 
-    def __init__(self, dut, table, adc_bits: int):
+    def __init__(self, dut, table, adc_bits: int, ports: int = 1):
         self.dut = dut
+        self.ports = ports
+        self.tile_bits = len(dut.xb__tile) // ports
+        self.code_bits = len(dut.xb__codes) // ports
         mask = (1 << adc_bits) - 1
         self.table: dict[tuple[int, int], int] = {}
         for tile, bits, codes in zip(table.tile, table.bits, table.codes):
@@ -85,22 +92,33 @@ class VacaskCrossbar:
                 dut.xb__valid.value = 0
             driving = answer is not None
             answer = None
-            if int(dut.xb__read.value):
-                key = (int(dut.xb__tile.value), int(dut.xb__wl.value))
-                answer = self.table.get(key)
-                if answer is None:
-                    self.missing = (f"tile {key[0]}, word lines {key[1]:#0{self.rows // 4 + 2}x} "
-                                    f"at {cocotb.utils.get_sim_time('ns')} ns")
-                    on_missing(self.stats())
-                    raise MissingRead(f"the RTL read tile {key[0]} with word lines "
-                                      f"{key[1]:#x}, a read the VACASK batch (built from the "
-                                      f"golden schedule) does not hold; answered "
-                                      f"{self.answered} reads before it")
-                self.answered += 1
-                self.distinct.add(key)
+            reading = int(dut.xb__read.value)
+            if reading:
+                tiles, wls = int(dut.xb__tile.value), int(dut.xb__wl.value)
+                answer = 0
+                for port in range(self.ports):
+                    if not reading >> port & 1:
+                        continue
+                    key = (tiles >> (port * self.tile_bits) & ((1 << self.tile_bits) - 1),
+                           wls >> (port * self.rows) & ((1 << self.rows) - 1))
+                    codes = self.table.get(key)
+                    if codes is None:
+                        self.missing = (f"tile {key[0]}, word lines "
+                                        f"{key[1]:#0{self.rows // 4 + 2}x} at "
+                                        f"{cocotb.utils.get_sim_time('ns')} ns")
+                        on_missing(self.stats())
+                        raise MissingRead(f"the RTL read tile {key[0]} with word lines "
+                                          f"{key[1]:#x}, a read the VACASK batch (built from "
+                                          f"the golden schedule) does not hold; answered "
+                                          f"{self.answered} reads before it")
+                    answer |= codes << (port * self.code_bits)
+                    self.answered += 1
+                    self.distinct.add(key)
             elif not driving:
                 # idle and nothing left to answer: sleep until the core reads again
-                await RisingEdge(dut.xb__read)
+                # (a change: with several ports xb__read is a vector; lane 0 reads in every
+                # command, so a read always changes it from 0)
+                await ValueChange(dut.xb__read)
 
 
 def _write_stats(*parts: dict) -> None:
@@ -136,7 +154,8 @@ async def network_on_vacask_arrays(dut):
         dut._log.warning("%d reads have a golden ADC input within %g LSB of a rounding "
                          "boundary", figures["near_boundary_reads"],
                          figures["boundary_margin_lsb"])
-    xbar = VacaskCrossbar(dut, table, chip.adc_bits)
+    ports = len(dut.xb__read)
+    xbar = VacaskCrossbar(dut, table, chip.adc_bits, ports)
     _write_stats(figures, xbar.stats())
     cocotb.start_soon(xbar.run(lambda stats: _write_stats(figures, stats)))
     try:
