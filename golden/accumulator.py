@@ -20,16 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import check_int
+from .widths import index_bits, signed_bits
 
 __all__ = ["AccumulatorParams", "AccumulatorModel", "signed_bits"]
-
-
-def signed_bits(lo: int, hi: int) -> int:
-    """Smallest two's-complement width holding every integer in [lo, hi]."""
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return bits
 
 
 @dataclass(frozen=True)
@@ -91,7 +84,7 @@ class AccumulatorParams:
 
     @property
     def entry_bits(self) -> int:
-        return max(1, (self.entries - 1).bit_length())
+        return index_bits(self.entries)
 
     @property
     def latency(self) -> int:

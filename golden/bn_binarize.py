@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bn_fold import FoldedThreshold
+from .widths import index_bits
 
 __all__ = ["BNBinarizeParams", "BNBinarizeModel"]
 
@@ -72,7 +73,7 @@ class BNBinarizeParams:
     @property
     def channel_width(self) -> int:
         """Bits of the channel index (at least 1, so the port exists in HDL)."""
-        return max(1, (self.channels - 1).bit_length())
+        return index_bits(self.channels)
 
     @property
     def width_min(self) -> int:

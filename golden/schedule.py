@@ -38,6 +38,7 @@ from .bn_fold import FoldedThreshold
 from .bnn import argmax_class
 from .chip import ChipConfig
 from .mapping import MappedLayer, MappedModel, crossbar_read, output_positions
+from .widths import index_bits
 
 __all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Read", "Command", "CommandShape", "buffer_shapes",
            "entry_base", "command_shape", "image_words", "layer_words", "pack_words",
@@ -306,9 +307,7 @@ class CommandShape:
     max_shift: int
     max_chunks: int
 
-    @staticmethod
-    def _bits(count: int) -> int:
-        return max(1, (count - 1).bit_length())
+    _bits = staticmethod(index_bits)
 
     @property
     def layer_bits(self) -> int:

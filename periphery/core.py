@@ -29,7 +29,7 @@ Ports
 ``o``    stream of results ``{cls, scores[classes]}``, one per image. The next image starts
          only after the result is taken, so every layer's buffer holds the image's bits
          until then (``dbg_*`` reads them).
-``xb``   crossbar port bundle (:func:`crossbar_signature`).
+``xb``   crossbar port bundle (:class:`CrossbarPort`).
 ``dbg_buffer``, ``dbg_addr`` -> ``dbg_data``: asynchronous read of any activation buffer,
          for testbenches and bring-up.
 ``active``  an image is in flight (started, result not yet taken).
@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.core import CoreParams
 from golden.schedule import WriteMode, layer_schedule
+from golden.widths import index_bits
 
 from golden.programming import WriteVerifyPolicy
 
@@ -54,37 +55,40 @@ from .bn_binarize import BNBinarize
 from .programming import ProgrammingController
 from .sequencer import Sequencer
 
-__all__ = ["BnnCore", "BnnSystem", "CrossbarProgramming", "crossbar_signature", "result_layout"]
+__all__ = ["BnnCore", "BnnSystem", "CrossbarPort", "CrossbarProgramming", "result_layout"]
 
 
-def crossbar_signature(params: CoreParams) -> wiring.Signature:
+class CrossbarPort(wiring.Signature):
     """The core's side of the crossbar: ``read_ports`` array reads per cycle at most, their
     codes one cycle later.
 
     Members (``P = params.read_ports``; with P = 1 each array has one element)
 
-    ``read[p]``  port ``p`` reads this cycle;
-    ``tile[p]``  the array port ``p`` reads;
-    ``wl[p]``    its word lines (``rows`` bits, 1 = driven);
-    ``valid``    codes of the reads issued in the previous cycle are on ``codes``;
-    ``codes[p][c]``  port ``p``'s ADC code of column ``c`` (signed ``adc_bits``); a port that
-                 did not read holds no meaning (the core ignores it).
+    ``read``  ``Out(P)``: bit ``p`` -- port ``p`` reads this cycle;
+    ``tile``  ``Out(ArrayLayout(tile_bits, P))``: the array port ``p`` reads;
+    ``wl``    ``Out(ArrayLayout(rows, P))``: its word lines (1 = driven at V_read);
+    ``valid`` ``In(1)``: the codes of the reads issued in the previous cycle are on ``codes``;
+    ``codes`` ``In(ArrayLayout(ArrayLayout(signed(adc_bits), columns), P))``: port ``p``'s ADC
+              code of column ``c``; a port that did not read holds no meaning (the core
+              ignores it).
     """
-    chip = params.chip
-    ports = params.read_ports
-    return wiring.Signature({
-        "read": Out(ports),
-        "tile": Out(data.ArrayLayout(unsigned(params.command_shape.tile_bits), ports)),
-        "wl": Out(data.ArrayLayout(unsigned(chip.rows), ports)),
-        "valid": In(1),
-        "codes": In(data.ArrayLayout(data.ArrayLayout(signed(chip.adc_bits), chip.columns),
-                                     ports)),
-    })
+
+    def __init__(self, params: CoreParams):
+        chip = params.chip
+        ports = params.read_ports
+        super().__init__({
+            "read": Out(ports),
+            "tile": Out(data.ArrayLayout(unsigned(params.command_shape.tile_bits), ports)),
+            "wl": Out(data.ArrayLayout(unsigned(chip.rows), ports)),
+            "valid": In(1),
+            "codes": In(data.ArrayLayout(data.ArrayLayout(signed(chip.adc_bits), chip.columns),
+                                         ports)),
+        })
 
 
 def result_layout(params: CoreParams) -> data.StructLayout:
     return data.StructLayout({
-        "cls": unsigned(max(1, (params.classes - 1).bit_length())),
+        "cls": unsigned(index_bits(params.classes)),
         "scores": data.ArrayLayout(signed(params.accumulator.acc_bits), params.classes),
     })
 
@@ -123,16 +127,16 @@ class BnnCore(wiring.Component):
 
     def __init__(self, params: CoreParams, hold: bool = False):
         self.params = params
-        members = {**_external_members(params), "xb": Out(crossbar_signature(params))}
+        members = {**_external_members(params), "xb": Out(CrossbarPort(params))}
         if hold:
             members["hold"] = In(1)
         super().__init__(members)
 
     def elaborate(self, platform):
+        """The stages below, in the order of the dataflow table of this module."""
         m = Module()
         p = self.params
-        chip, mapped = p.chip, p.mapped
-        layers = mapped.layers
+        mapped = p.mapped
 
         m.submodules.sequencer = seq = Sequencer(mapped, p.layer_gap)
         bias, double = p.bias_table
@@ -148,9 +152,20 @@ class BnnCore(wiring.Component):
         cmd = seq.cmd.payload
         m.d.comb += seq.cmd.ready.eq(1)
 
-        # --- image input and start --------------------------------------------------------
-        depth0 = p.buffers[0].depth
-        in_wr = mems[0].write_port()
+        self._input(m, mems[0], seq)
+        wls = self._gather(m, mems, cmd)
+        meta2 = self._crossbar_port(m, seq, wls)
+        meta3 = self._accumulate(m, acc, meta2)
+        wb, wb_bits, wb_valid = self._binarize(m, acc, meta3)
+        self._argmax(m, acc, meta3)
+        self._write_back(m, mems, wb, wb_bits, wb_valid)
+        self._debug_port(m, mems)
+        return m
+
+    def _input(self, m, mem, seq):
+        """The image input stream into the first buffer, and the start of an image."""
+        depth0 = self.params.buffers[0].depth
+        in_wr = mem.write_port()
         in_addr = Signal(range(max(2, depth0)))
         buf0_full = Signal()
         m.d.comb += [self.i.ready.eq(~buf0_full), in_wr.addr.eq(in_addr),
@@ -170,7 +185,10 @@ class BnnCore(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += [active.eq(0), self.o.valid.eq(0)]
 
-        # --- t: gather, per read lane -------------------------------------------------------
+    def _gather(self, m, mems, cmd):
+        """Cycle t: each read lane's word lines from the layer's input buffer."""
+        p = self.params
+        chip, layers = p.chip, p.mapped.layers
         ports = p.read_ports
         wls = [Signal(chip.rows, name="wl" if ports == 1 else f"wl{lane}")
                for lane in range(ports)]
@@ -193,8 +211,14 @@ class BnnCore(wiring.Component):
                     gathered.append(joined >> src.shift if any(sched.shift) else joined)
                 with m.Case(li):
                     m.d.comb += [wl.eq(g) for wl, g in zip(wls, gathered)]
+        return wls
 
-        # --- t+1: crossbar port registers and command metadata -----------------------------
+    def _crossbar_port(self, m, seq, wls):
+        """Cycle t+1: the crossbar port registers, and the command's metadata for later
+        stages."""
+        p = self.params
+        cmd = seq.cmd.payload
+        ports = p.read_ports
         meta1 = Signal(_meta_layout(p))
         meta2 = Signal(_meta_layout(p))
         reads = Cat(*(cmd.lanes[lane].read for lane in range(ports)))
@@ -206,8 +230,12 @@ class BnnCore(wiring.Component):
                      meta1.first.eq(cmd.first), meta1.last.eq(cmd.last),
                      meta1.final.eq(cmd.final), meta1.write_mode.eq(cmd.write_mode),
                      meta1.write_addr.eq(cmd.write_addr), meta1.write_chunk.eq(cmd.write_chunk)]
+        return meta2
 
-        # --- t+2: accumulate the codes ------------------------------------------------------
+    def _accumulate(self, m, acc, meta2):
+        """Cycle t+2: the ports' codes summed (adder tree) into the accumulator."""
+        p = self.params
+        chip, ports = p.chip, p.read_ports
         # The payload is assigned whole, from one concatenation in its layout's field order:
         # field by field, Yosys emits partial assignments of one net, which Icarus resolves
         # through a strength-aware concatenation whose every reader converts all 1000+ bits
@@ -238,8 +266,12 @@ class BnnCore(wiring.Component):
         meta3 = Signal(_meta_layout(p))
         with m.If(self.xb.valid & meta2.last):
             m.d.sync += meta3.eq(meta2)
+        return meta3
 
-        # --- t+3: binarize (t+3..t+5) or argmax --------------------------------------------
+    def _binarize(self, m, acc, meta3):
+        """Cycles t+3..t+5: BN-binarize of a hidden layer's values."""
+        p = self.params
+        chip = p.chip
         # The BN-binarize block, a lane per column: never stalled (o.ready tied high), so a
         # result leaves it exactly its latency (2) after it entered, and the command's metadata
         # follows it through two plain registers.
@@ -264,10 +296,15 @@ class BnnCore(wiring.Component):
         m.d.sync += [meta4.eq(meta3), wb.eq(meta4)]
         wb_bits = bn.o.payload.bit
         wb_valid = bn.o.valid
+        return wb, wb_bits, wb_valid
 
+    def _argmax(self, m, acc, meta3):
+        """Cycle t+3 of the output layer: argmax of the class scores into the result
+        register."""
+        p = self.params
         scores = [acc.o.payload.values[k] for k in range(p.classes)]
         best = scores[0]
-        cls_w = max(1, (p.classes - 1).bit_length())
+        cls_w = index_bits(p.classes)
         best_k = Const(0, cls_w)
         for k in range(1, p.classes):
             better = scores[k] > best
@@ -281,7 +318,10 @@ class BnnCore(wiring.Component):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.cls.eq(best_k)]
             m.d.sync += [self.o.payload.scores[k].eq(scores[k]) for k in range(p.classes)]
 
-        # --- t+4: write-back into the next layer's buffer ----------------------------------
+    def _write_back(self, m, mems, wb, wb_bits, wb_valid):
+        """Cycle t+5: a layer's output chunk into the next layer's buffer."""
+        p = self.params
+        chip, layers = p.chip, p.mapped.layers
         for li, layer in enumerate(layers[:-1]):
             target = mems[li + 1]
             width = p.buffers[li + 1].word_bits
@@ -302,14 +342,13 @@ class BnnCore(wiring.Component):
                         m.d.comb += wr.data.eq(new)
             m.d.comb += wr.en.eq(mine)
 
-        # --- debug read of any buffer -------------------------------------------------------
+    def _debug_port(self, m, mems):
         with m.Switch(self.dbg_buffer):
             for li, mem in enumerate(mems):
                 port = mem.read_port(domain="comb")
                 m.d.comb += port.addr.eq(self.dbg_addr)
                 with m.Case(li):
                     m.d.comb += self.dbg_data.eq(port.data)
-        return m
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.programming import PULSE, READ, WriteVerifyPolicy, level_codes
+from golden.widths import index_bits
 
 __all__ = ["ProgrammingController", "command_layout", "result_layout", "report_layout"]
 
 
 def _bits(n: int) -> int:
     """Unsigned width holding 0..n (at least 1)."""
-    return max(1, int(n).bit_length())
+    return index_bits(int(n) + 1)
 
 
 def command_layout(policy: WriteVerifyPolicy, cells: int) -> data.StructLayout:

@@ -35,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.mapping import MappedModel
 from golden.schedule import WriteMode, command_shape, entry_base, layer_schedule
+from golden.widths import index_bits
 
 __all__ = ["Sequencer", "command_layout", "read_layout"]
 
@@ -69,10 +70,6 @@ def command_layout(mapped: MappedModel) -> data.StructLayout:
     })
 
 
-def _width(n: int) -> int:
-    return max(1, (n - 1).bit_length())
-
-
 class Sequencer(wiring.Component):
     """Parameters
     ----------
@@ -102,10 +99,10 @@ class Sequencer(wiring.Component):
         dim = max(max(l.out_height, l.out_width) for l in layers)
 
         layer = Signal(shape.layer_bits)
-        oy = Signal(_width(dim))
-        ox = Signal(_width(dim))
-        ct = Signal(_width(max(l.column_tiles for l in layers)))
-        rt = Signal(_width(max(l.row_tiles for l in layers)))
+        oy = Signal(index_bits(dim))
+        ox = Signal(index_bits(dim))
+        ct = Signal(index_bits(max(l.column_tiles for l in layers)))
+        rt = Signal(index_bits(max(l.row_tiles for l in layers)))
         running = Signal()
         gap = Signal(range(self.layer_gap + 1))
 
@@ -132,7 +129,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [running.eq(1), layer.eq(0), oy.eq(0), ox.eq(0), ct.eq(0), rt.eq(0)]
 
         # Wide enough signed intermediates for window coordinates (may go negative).
-        coord = signed(_width(dim + max(l.kernel for l in layers)) + 2)
+        coord = signed(index_bits(dim + max(l.kernel for l in layers)) + 2)
 
         group = shape.ports          # row tiles read per command (fewer in a last group)
         with m.Switch(layer):

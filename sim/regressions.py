@@ -18,6 +18,7 @@ from golden.fileio import atomic_write_bytes, atomic_write_text
 from golden.mapping import compile_model
 from golden.model import Architecture, LayerSpec, load_model
 from golden.programming import WriteVerifyPolicy
+from golden.widths import index_bits
 from periphery.accumulator import Accumulator
 from periphery.bn_binarize import BNBinarize
 from periphery.generate import (accumulator_verilog, bn_binarize_verilog,
@@ -384,7 +385,7 @@ def run_crossbar(name: str, simulator: str, build_root: Path, seed: int = DEFAUL
               "kind": kind, "g_unit_s": state.g_unit_s, "v_read_v": state.v_read_v,
               "expect_saturation": kind == "targets" and not chip.adc_exact}
     hdl = {"ROWS": chip.rows, "COLS": chip.columns, "TILES": tiles,
-           "TILE_BITS": max(1, (tiles - 1).bit_length()), "ADC_BITS": chip.adc_bits,
+           "TILE_BITS": index_bits(tiles), "ADC_BITS": chip.adc_bits,
            "G_UNIT": state.g_unit_s, "V_READ": state.v_read_v}
     if adc_errors:
         hdl["ADC_ERRORS"] = 1
