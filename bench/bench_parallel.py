@@ -18,7 +18,10 @@ and the interval between results is measured. Printed per P:
   (constant 0); ``measured / limit`` is how far this core is from it.
 
     .venv/bin/python bench/bench_parallel.py [--model models/mlp.npz] [--images 20]
-        [--ports 1,2,4,8] [--simulator verilator]
+        [--ports 1,2,4,8] [--input-words K] [--simulator verilator]
+
+``--input-words K`` sets ``[chip] input_words`` (first-buffer words per input beat) for every
+P, so that loading an image does not pace the core.
 
 P beyond ``--ports`` (up to the widest layer's row tiles) is printed from the formula only.
 """
@@ -58,17 +61,25 @@ def main() -> int:
     ap.add_argument("--config", default=None)
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--ports", default="1,2,4,8", type=_ports_list)
+    ap.add_argument("--input-words", type=int, default=None)
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     args = ap.parse_args()
     if args.images < 2:
         raise SystemExit(f"--images {args.images}: at least 2 (an interval needs two images)")
     model = load_model(args.model)
     base = load_chip_config(args.config) if args.config else ChipConfig()
+    if args.input_words is not None:
+        try:
+            base = replace(base, input_words=args.input_words)
+            CoreParams(compile_model(model, base))
+        except ValueError as exc:
+            raise SystemExit(f"--input-words {args.input_words}: {exc}") from None
     widest = max(layer.row_tiles for layer in compile_model(model, base).layers)
     sweep = sorted(set(args.ports) | {1 << k for k in range(widest.bit_length())} | {widest})
     sweep = [p for p in sweep if p <= widest]
     print(f"{Path(args.model).name} on {base.rows}x{base.columns}, widest layer {widest} row "
-          f"tiles; RTL on {args.simulator}, {args.images} images back to back per P")
+          f"tiles, {base.input_words} input word(s) per beat; RTL on {args.simulator}, "
+          f"{args.images} images back to back per P")
     print(f"{'P':>3} {'reads':>6} {'read cyc':>8} {'formula':>8} {'measured':>8} {'limit':>6} "
           f"{'meas/limit':>10} {'images/s sim':>12} {'build s':>7}")
     with tempfile.TemporaryDirectory(prefix="mbnn-bench-parallel-") as tmp:

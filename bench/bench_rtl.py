@@ -42,7 +42,7 @@ from golden.core import CoreParams                            # noqa: E402
 from golden.mapping import compile_model                      # noqa: E402
 from golden.mnist import binarize_pixels, load_mnist          # noqa: E402
 from golden.model import infer, load_model                    # noqa: E402
-from golden.schedule import image_words, pack_words           # noqa: E402
+from golden.schedule import input_beats                      # noqa: E402
 from periphery.core import result_layout                      # noqa: E402
 from periphery.generate_model import generate_model, load_programmed_chip  # noqa: E402
 from sim import toolchain                                     # noqa: E402
@@ -101,9 +101,9 @@ def main() -> int:
 
     # --- C++ harness --------------------------------------------------------------------
     codec = PayloadCodec(result_layout(params))
-    in_bits = params.buffers[0].word_bits
+    in_bits = params.input_beat_bits
     in_w, out_w = -(-in_bits // 32), -(-codec.width // 32)
-    per_image = params.buffers[0].depth
+    per_image = params.input_beats
     header = [n, per_image, in_w, out_w]
     if write_verify:
         header += [write_verify["pulses"], write_verify["failed_cells"]]
@@ -111,7 +111,7 @@ def main() -> int:
     stim[:len(header)] = header
     pos = len(header)
     for p in pixels:
-        for w in pack_words(image_words(mapped, p)):
+        for w in input_beats(mapped, p):
             stim[pos:pos + in_w] = _words32(w, in_w)
             pos += in_w
     for k in range(n):

@@ -44,6 +44,12 @@ class ChipConfig:
         up to this many row tiles of one output pixel and column tile, each array with its own
         ADCs, their codes summed by an adder tree before the accumulator
         (:func:`golden.schedule.commands`). Default 1: one array read per cycle.
+    input_words : int
+        Words of the first activation buffer the core's input stream carries per beat
+        (``[chip] input_words``): an image loads in ``depth / input_words`` cycles, so that
+        loading it does not pace a core whose later layers take fewer cycles (a model's first
+        buffer must hold a whole number of beats, checked by :class:`golden.core.CoreParams`).
+        Default 1.
     clock_mhz : float
         Digital clock frequency.
     adc_full_scale : float, optional
@@ -72,6 +78,7 @@ class ChipConfig:
     adc_bits: int | None = None
     arrays: int = 4
     parallel_reads: int = 1
+    input_words: int = 1
     clock_mhz: float = 100.0
     adc_full_scale: float | None = None
     adc_gain_dtod: float = 0.0
@@ -86,6 +93,7 @@ class ChipConfig:
         check_int("columns", self.columns, 1, 65536)
         check_int("arrays", self.arrays, 1, 4096)
         check_int("parallel_reads", self.parallel_reads, 1, 4096)
+        check_int("input_words", self.input_words, 1, 65536)
         if self.parallel_reads > self.arrays:
             raise ValueError(f"parallel_reads ({self.parallel_reads}) must not exceed arrays "
                              f"({self.arrays}): each array read in a cycle is a physical array")
@@ -191,6 +199,7 @@ def load_chip_config(path: str | Path) -> ChipConfig:
                 "adc": {"bits": "adc_bits", "full_scale": "adc_full_scale",
                         "gain_dtod": "adc_gain_dtod", "offset_dtod_lsb": "adc_offset_dtod_lsb"},
                 "chip": {"arrays": "arrays", "parallel_reads": "parallel_reads",
+                         "input_words": "input_words",
                          "clock_mhz": "clock_mhz"},
                 "parasitics": {k: k for k in ("r_wire_ohm", "r_source_ohm", "r_sense_ohm")}}
     known = {f.name for f in fields(ChipConfig)}

@@ -42,6 +42,12 @@ class CoreParams:
 
     def __post_init__(self):
         check_hardware_mappable(self.mapped)
+        depth, words = self.buffers[0].depth, self.chip.input_words
+        if depth % words:
+            raise ValueError(f"[chip] input_words = {words} does not divide the image: the "
+                             f"first buffer holds {depth} words of "
+                             f"{self.buffers[0].word_bits} bits (a divisor of {depth} "
+                             f"loads it in whole beats)")
         if self.output_layer.column_tiles != 1:
             raise ValueError(f"the core's argmax needs all {self.output_layer.out_channels} "
                              f"classes in one array ({self.mapped.chip.columns} columns)")
@@ -178,13 +184,23 @@ class CoreParams:
         return self.compute_cycles_per_image - 2
 
     @property
+    def input_beat_bits(self) -> int:
+        """Width of the input stream: ``chip.input_words`` words of the first buffer."""
+        return self.chip.input_words * self.buffers[0].word_bits
+
+    @property
+    def input_beats(self) -> int:
+        """Input stream beats per image (cycles to load one at one beat per cycle)."""
+        return self.buffers[0].depth // self.chip.input_words
+
+    @property
     def input_hidden(self) -> bool:
-        """Whether the next image's input words load while the current image runs layers
-        >= 1 (one word per cycle)."""
+        """Whether the next image's input beats load while the current image runs layers
+        >= 1 (one beat per cycle)."""
         mapped = self.mapped
         later = mapped.read_cycles_per_image - mapped.layers[0].read_cycles(
             mapped.chip.parallel_reads)
-        return self.buffers[0].depth < later
+        return self.input_beats < later
 
     def describe(self) -> dict:
         """JSON-able summary (manifest, generated-file header)."""
@@ -193,6 +209,7 @@ class CoreParams:
                 "adc_bits": chip.adc_bits, "tiles": self.mapped.tiles,
                 "layers": len(self.mapped.layers), "reads_per_image": self.mapped.reads_per_image,
                 "parallel_reads": chip.parallel_reads, "read_ports": self.read_ports,
+                "input_words": chip.input_words, "input_beats": self.input_beats,
                 "read_cycles_per_image": self.mapped.read_cycles_per_image,
                 "acc_bits": self.accumulator.acc_bits, "layer_gap": self.layer_gap,
                 "compute_cycles_per_image": self.compute_cycles_per_image,

@@ -41,7 +41,7 @@ from .mapping import MappedLayer, MappedModel, crossbar_read, output_positions
 from .widths import index_bits
 
 __all__ = ["WriteMode", "BufferShape", "LayerSchedule", "Read", "Command", "CommandShape", "buffer_shapes",
-           "entry_base", "command_shape", "image_words", "layer_words", "pack_words",
+           "entry_base", "command_shape", "image_words", "input_beats", "layer_words", "pack_words",
            "layer_schedule", "commands", "execute", "check_hardware_mappable"]
 
 
@@ -225,6 +225,18 @@ def layer_words(mapped: MappedModel, index: int, bits: np.ndarray) -> np.ndarray
     flat = np.zeros(shape.depth * shape.word_bits, np.uint8)
     flat[:omap.bits] = fmap.reshape(-1)
     return flat.reshape(shape.depth, shape.word_bits)
+
+
+def input_beats(mapped: MappedModel, image_bits: np.ndarray) -> list[int]:
+    """One image as the core's input stream: ``chip.input_words`` words of the first buffer
+    per beat, word ``k`` of a beat at bits ``k * word_bits`` (the first word lowest), in
+    address order."""
+    words = image_words(mapped, image_bits)
+    per_beat = mapped.chip.input_words
+    if len(words) % per_beat:
+        raise ValueError(f"[chip] input_words = {per_beat} does not divide the image's "
+                         f"{len(words)} words")
+    return pack_words(words.reshape(len(words) // per_beat, -1))
 
 
 def pack_words(word_bits: np.ndarray) -> list[int]:

@@ -97,7 +97,7 @@ def _external_members(params: CoreParams) -> dict:
     """Ports of the core that ``BnnSystem`` also has (everything but the crossbar port)."""
     s = params.command_shape
     return {
-        "i": In(stream.Signature(unsigned(params.buffers[0].word_bits))),
+        "i": In(stream.Signature(unsigned(params.input_beat_bits))),
         "o": Out(stream.Signature(result_layout(params))),
         "dbg_buffer": In(s.layer_bits),
         "dbg_addr": In(s.addr_bits),
@@ -163,16 +163,23 @@ class BnnCore(wiring.Component):
         return m
 
     def _input(self, m, mem, seq):
-        """The image input stream into the first buffer, and the start of an image."""
-        depth0 = self.params.buffers[0].depth
-        in_wr = mem.write_port()
+        """The image input stream into the first buffer (``input_words`` words per beat, a
+        write port each), and the start of an image."""
+        p = self.params
+        depth0, per_beat = p.buffers[0].depth, p.chip.input_words
+        width = p.buffers[0].word_bits
         in_addr = Signal(range(max(2, depth0)))
         buf0_full = Signal()
-        m.d.comb += [self.i.ready.eq(~buf0_full), in_wr.addr.eq(in_addr),
-                     in_wr.data.eq(self.i.payload), in_wr.en.eq(self.i.valid & ~buf0_full)]
+        m.d.comb += self.i.ready.eq(~buf0_full)
+        for k in range(per_beat):
+            in_wr = mem.write_port()
+            m.d.comb += [in_wr.addr.eq(in_addr + k if k else in_addr),
+                         in_wr.data.eq(self.i.payload[k * width:(k + 1) * width]
+                                       if per_beat > 1 else self.i.payload),
+                         in_wr.en.eq(self.i.valid & ~buf0_full)]
         with m.If(self.i.valid & ~buf0_full):
-            m.d.sync += in_addr.eq(in_addr + 1)
-            with m.If(in_addr == depth0 - 1):
+            m.d.sync += in_addr.eq(in_addr + per_beat)
+            with m.If(in_addr == depth0 - per_beat):
                 m.d.sync += [in_addr.eq(0), buf0_full.eq(1)]
         with m.If(seq.layer0_done):
             m.d.sync += buf0_full.eq(0)

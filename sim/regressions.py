@@ -238,9 +238,13 @@ CORE_SETS = {
     # 1 per layer) three at a time, so groups are full, partial (4 = 3 + 1) and single; on the
     # non-ideal chip two at a time (every port with its own arrays' ADC errors); the MLP with
     # all 7 or 8 row tiles of a column tile in one cycle (192 reads in 25 cycles)
-    "tiny_16x8_p3": CoreSet("tiny", ChipConfig(16, 8, adc_bits=3, parallel_reads=3)),
+    # Both also take 7 and 9 of the 63 input words per beat (chip.input_words): 9 or 7 cycles
+    # per image load behind the 11 cycles of the later layers, where one word per beat would
+    # pace the core.
+    "tiny_16x8_p3": CoreSet("tiny", ChipConfig(16, 8, adc_bits=3, parallel_reads=3,
+                                               input_words=7)),
     "tiny_16x8_nonideal_p2": CoreSet("tiny", ChipConfig(16, 8, adc_bits=5, parallel_reads=2,
-                                                        **NON_IDEAL)),
+                                                        input_words=9, **NON_IDEAL)),
     "mlp_128x128_p8": CoreSet("models/mlp.npz", ChipConfig(128, 128, arrays=8,
                                                            parallel_reads=8)),
     # the shipped MLP likewise, on the demo chip's stuck-cell rates (0.5 % on, 2 % off)

@@ -91,12 +91,24 @@ def test_generate_model_with_config_file(tmp_path):
       "--program"], "--crossbar compiled cannot be programmed"),
     (["infer", "--model", "models/mlp.npz", "--config", "{tmp}/wires.toml", "--program"],
      "needs a chip without wire, source or sense resistance"),
+    # parallel reads and input beats: settings of [chip], checked before anything is written
+    (["generate", "--model", "models/mlp.npz", "--config", "{tmp}/par.toml", "--out", "{tmp}/o"],
+     "parallel_reads (8) must not exceed arrays (4)"),
+    (["generate", "--model", "models/mlp.npz", "--config", "{tmp}/zero.toml", "--out", "{tmp}/o"],
+     "parallel_reads must be an integer in 1..4096, not 0"),
+    # the MLP's first buffer holds 7 words of 128 bits
+    (["generate", "--model", "models/mlp.npz", "--config", "{tmp}/beats.toml", "--out",
+      "{tmp}/o"], "[chip] input_words = 5 does not divide the image: the first buffer holds 7 "
+                  "words of 128 bits"),
 ])
 def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "bad.toml").write_text("[array]\nrows = 0\n")
     (tmp_path / "huge.toml").write_text("[array]\nrows = 65536\ncolumns = 65536\n")
     (tmp_path / "wires.toml").write_text('[device]\npreset = "rram"\n[parasitics]\n'
                                          'r_wire_ohm = 1.0\n')
+    (tmp_path / "par.toml").write_text("[chip]\nparallel_reads = 8\n")
+    (tmp_path / "zero.toml").write_text("[chip]\nparallel_reads = 0\n")
+    (tmp_path / "beats.toml").write_text("[chip]\ninput_words = 5\n")
     (tmp_path / "file").write_text("the user's file\n")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("the user's notes\n")
@@ -107,8 +119,9 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, messag
     # nothing of the user's was touched
     assert (tmp_path / "file").read_text() == "the user's file\n"
     assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's notes\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "file", "huge.toml", "mine",
-                                                          "wires.toml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.toml", "beats.toml", "file", "huge.toml", "mine", "par.toml", "wires.toml",
+        "zero.toml"]
 
 
 @pytest.mark.parametrize("sim, path, missing", [

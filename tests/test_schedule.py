@@ -96,6 +96,31 @@ def test_schedule_reads_every_tile_once_per_pixel(chip, arch):
             assert key in opened
 
 
+@pytest.mark.parametrize("arch, words", [("cnn", 16), ("mlp", 7), ("mlp", 1)])
+def test_input_beats_carry_the_image_in_buffer_order(pixels, arch, words):
+    """The input stream (`chip.input_words` buffer words per beat, the first word lowest):
+    its bits, beat after beat, are the image in the first buffer's layout -- position-major,
+    channels padded to the word -- here derived from the pixels directly."""
+    from golden.schedule import input_beats
+    model = load_model(REPO / "models" / f"{arch}.npz")
+    mapped = compile_model(model, ChipConfig(128, 128, input_words=words))
+    shape = buffer_shapes(mapped)[0]
+    beats = input_beats(mapped, pixels[0])
+    assert len(beats) == shape.depth // words
+    width = words * shape.word_bits
+    got = np.array([(b >> k) & 1 for b in beats for k in range(width)], np.uint8)
+    img = np.asarray(pixels[0], np.uint8).reshape(tuple(mapped.input_shape))
+    if img.ndim == 3:       # (C, H, W) -> per position its channels, padded to the word
+        c = img.shape[0]
+        per_pos = np.zeros(img.shape[1:] + (shape.word_bits,), np.uint8)
+        per_pos[..., :c] = img.transpose(1, 2, 0)
+        want = per_pos.reshape(-1)
+    else:                   # dense: the bits in order, zero-padded to whole words
+        want = np.zeros(shape.depth * shape.word_bits, np.uint8)
+        want[:img.size] = img.reshape(-1)
+    assert np.array_equal(got, want)
+
+
 def test_unsupported_chunking_is_rejected():
     """Dense after a hidden layer needs whole chunks per word; 40 rows vs 16-column chunks."""
     model = load_model(REPO / "models" / "mlp.npz")

@@ -36,7 +36,7 @@ from golden.mapping import compile_model, mapped_infer
 from golden.mnist import binarize_pixels, load_mnist
 from golden.model import infer, load_model
 from golden.core import CoreParams
-from golden.schedule import image_words, layer_words, pack_words
+from golden.schedule import input_beats, layer_words, pack_words
 from periphery.core import result_layout
 from periphery.generate_model import load_programmed_chip
 from sim.coverage import STALL_CLASSES, Coverage, stall_class
@@ -221,7 +221,7 @@ async def run_network(dut):
         coverage.declare("input loaded while an image computes",
                          "an input word accepted while the previous image runs (active high)")
     rng = np.random.default_rng([seed, 1])       # the handshake's own stream of the run seed
-    payload_bits = params.buffers[0].word_bits
+    payload_bits = params.input_beat_bits
     # the image whose processing a mid-image reset interrupts (random handshakes, 3+ images)
     reset_image = int(rng.integers(1, count - 1)) if handshake == "random" and count >= 3 \
         else None
@@ -245,7 +245,7 @@ async def run_network(dut):
     if write_verify:
         programming = await program_phase(dut, mapped, manifest, handshake, coverage,
                                           np.random.default_rng([seed, 2]),
-                                          pack_words(image_words(mapped, pixels[0])))
+                                          input_beats(mapped, pixels[0]))
 
     async def gap():
         """Random handshakes: i.valid low for 1-6 cycles, a random word on the bus."""
@@ -257,7 +257,7 @@ async def run_network(dut):
 
     async def feed(first):
         for n in range(first, count):
-            words = pack_words(image_words(mapped, pixels[n]))
+            words = input_beats(mapped, pixels[n])
             await FallingEdge(dut.clk)
             if not int(dut.i__ready.value):
                 await RisingEdge(dut.i__ready)
