@@ -13,7 +13,7 @@ from pathlib import Path
 from .analog.adc import Adc
 from .analog.devices import Device, IdealDevice, device_from_record
 from .analog.parasitics import Parasitics
-from .checks import check_int
+from .checks import check_int, check_real
 
 __all__ = ["ChipConfig", "MAPPING_SCHEMES", "load_chip_config"]
 
@@ -67,6 +67,26 @@ class ChipConfig:
         The memristive device (:mod:`golden.analog.devices`): a Device, a preset name, or a
         record ``{"preset": name, **parameters}`` (the ``[device]`` TOML table). Default: the
         ideal preset.
+    read_pulse_ns : float, optional
+        Duration of one array read, ns (``[array] read_pulse_ns``): how long the word lines
+        of a read stay at ``V_read``, the ``t_read`` of the crossbar read energy
+        (:mod:`sim.report`). Default: one clock period, ``1000 / clock_mhz``
+        (:attr:`read_pulse_s`), as the core reads the arrays once per cycle. (Not the drift
+        read time after programming, ``--drift-s``.)
+    adc_energy_pj : float
+        Energy of one ADC conversion, pJ (``[adc] energy_pj``). Default 16/(8 * 1.2) =
+        1.667 pJ: the ADC of ISAAC (Shafiee et al., "ISAAC: a convolutional neural network
+        accelerator with in-situ analog arithmetic in crossbars", ISCA 2016, Table 2: 8 ADCs
+        of 8 bits at 1.2 GS/s per in-situ multiply-accumulate unit, 16 mW together), scaled
+        from Kull et al., "A 3.1 mW 8b 1.2 GS/s single-channel asynchronous SAR ADC with
+        alternate comparators", ISSCC 2013 (32 nm SOI). An 8-bit figure: SAR energy roughly
+        doubles per extra bit, so set it for the ADC of ``adc_bits``.
+    cell_area_um2 : float
+        Area of one physical memristor cell, um^2 (``[array] cell_area_um2``). Default
+        4 F^2 at F = 32 nm (0.004096 um^2): the cell of a cross-point array, whose word and
+        bit lines have a pitch of 2 F, at ISAAC's node. A lower bound: a one-transistor
+        one-resistor (1T1R) cell is transistor-limited and several times larger; give the
+        cell of the process for a real figure.
 
     The RTL path (``mbnn generate``) and the golden mapped read support the ideal device and
     the exact ADC only so far; :meth:`non_ideal_settings` names what a chip needs beyond that.
@@ -87,6 +107,9 @@ class ChipConfig:
     r_wire_ohm: float = 0.0
     r_source_ohm: float = 0.0
     r_sense_ohm: float = 0.0
+    read_pulse_ns: float | None = None
+    adc_energy_pj: float = 16.0 / (8 * 1.2)     # mW / (GS/s) = pJ; see the docstring
+    cell_area_um2: float = 0.004096                # 4 F^2 at F = 32 nm
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 65536)
@@ -118,6 +141,19 @@ class ChipConfig:
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) \
                 or not 0 < self.clock_mhz <= 10000:
             raise ValueError(f"clock_mhz must be a number in (0, 10000], not {self.clock_mhz!r}")
+        if self.read_pulse_ns is not None:
+            object.__setattr__(self, "read_pulse_ns",
+                               check_real("read_pulse_ns", self.read_pulse_ns, 0.0, True,
+                                          "positive"))
+        for name in ("adc_energy_pj", "cell_area_um2"):
+            object.__setattr__(self, name, check_real(name, getattr(self, name), 0.0, True,
+                                                      "positive"))
+
+    @property
+    def read_pulse_s(self) -> float:
+        """Duration of one array read in seconds: ``read_pulse_ns``, or one clock period."""
+        ns = 1e3 / self.clock_mhz if self.read_pulse_ns is None else self.read_pulse_ns
+        return ns * 1e-9
 
     @property
     def exact_adc_bits(self) -> int:
@@ -195,9 +231,11 @@ def load_chip_config(path: str | Path) -> ChipConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from exc
     flat: dict = {}
-    sections = {"array": {"rows": "rows", "columns": "columns", "mapping": "mapping"},
+    sections = {"array": {"rows": "rows", "columns": "columns", "mapping": "mapping",
+                          "read_pulse_ns": "read_pulse_ns", "cell_area_um2": "cell_area_um2"},
                 "adc": {"bits": "adc_bits", "full_scale": "adc_full_scale",
-                        "gain_dtod": "adc_gain_dtod", "offset_dtod_lsb": "adc_offset_dtod_lsb"},
+                        "gain_dtod": "adc_gain_dtod", "offset_dtod_lsb": "adc_offset_dtod_lsb",
+                        "energy_pj": "adc_energy_pj"},
                 "chip": {"arrays": "arrays", "parallel_reads": "parallel_reads",
                          "input_words": "input_words",
                          "clock_mhz": "clock_mhz"},

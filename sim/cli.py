@@ -227,6 +227,115 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    """Sizing figures of a model on a chip (sim.report): every input checked before the
+    energy pass and the syntheses."""
+    import json
+
+    import numpy as np
+
+    from golden.mapping import compile_model
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.model import load_model
+    from sim import report as rp
+
+    t_start = time.perf_counter()
+    try:
+        chip = _chip(args.config)
+    except (ValueError, FileNotFoundError) as exc:
+        raise type(exc)(f"--config: {exc}") from None
+    try:
+        model = load_model(args.model)
+    except (ValueError, FileNotFoundError) as exc:
+        raise type(exc)(f"--model: {exc}") from None
+    test = load_mnist("test")
+    if int(np.prod(model.arch.input_shape)) != test.images[0].size:
+        raise ValueError(f"--model {args.model}: input shape {model.arch.input_shape} is not an "
+                         f"MNIST image ({test.images[0].size} pixels)")
+    if args.images > len(test.labels):
+        raise ValueError(f"--images {args.images} exceeds the {len(test.labels)} MNIST test "
+                         f"images")
+    pixels = binarize_pixels(test.images[:args.images])
+    where = f"--model {args.model} on " + (f"--config {args.config}" if args.config
+                                            else "the default chip")
+    try:
+        params = rp.core_params(compile_model(model, chip))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    try:
+        rp.check_energy_memory(params.mapped)
+    except MemoryError as exc:
+        raise MemoryError(f"{where}: {exc}") from None
+    sweep = []
+    plots = None
+    if args.plot is not None:
+        from sim import plots   # matplotlib: imported now, so a broken install fails first
+        for p in rp.sweep_values(params.mapped):
+            try:
+                sweep_chip = rp.sweep_chip(chip, p)
+                rp.core_params(compile_model(model, sweep_chip))
+            except ValueError as exc:
+                raise ValueError(f"{where}, --plot sweep at parallel_reads {p}: {exc}") from None
+            sweep.append(sweep_chip)
+    tty = sys.stderr.isatty() and not args.json
+
+    def note(text):
+        if tty:
+            print(text, file=sys.stderr, flush=True)
+
+    note(f"mbnn report: {args.images} images through the arrays ...")
+    t0 = time.perf_counter()
+    activity = rp.array_activity(model, chip, pixels)
+    energy_s = time.perf_counter() - t0
+    syntheses: dict = {}
+
+    def periphery(c):
+        if args.no_synth:
+            return None
+        if c.parallel_reads not in syntheses:
+            note(f"mbnn report: synthesising the core with parallel_reads {c.parallel_reads} "
+                 f"(Yosys) ...")
+            syntheses[c.parallel_reads] = rp.synthesize_core(
+                rp.core_params(compile_model(model, c)))
+        return syntheses[c.parallel_reads]
+
+    name = Path(args.model).name
+    main = rp.chip_report(model, chip, activity, args.images, periphery(chip))
+    points = [rp.chip_report(model, c, activity, args.images, periphery(c)) for c in sweep]
+    out = {"model": str(args.model), "architecture": model.arch.name, **main.as_dict()}
+    if syntheses:
+        from periphery.synth import yosys_version
+        out["periphery"]["yosys"] = yosys_version()
+    if points:
+        out["sweep"] = [{"parallel_reads": q.chip.parallel_reads, "read_ports": q.read_ports,
+                         "read_cycles_per_image": q.read_cycles_per_image,
+                         "compute_cycles_per_image": q.compute_cycles_per_image,
+                         "latency_us": q.latency_us,
+                         "throughput_images_per_s": q.throughput_images_per_s,
+                         "input_hidden": q.input_hidden,
+                         "energy_per_image_nj": q.energy_per_image_nj,
+                         "periphery_cells": q.periphery.cells if q.periphery else None,
+                         "periphery_flip_flops": q.periphery.flip_flops if q.periphery
+                         else None} for q in points]
+        out["plot"] = str(plots.write_png(plots.parallel_reads_figure(points, name), args.plot))
+    out["energy_pass_s"] = energy_s
+    out["synthesis_s"] = sum(s.seconds for s in syntheses.values())
+    out["wall_s"] = time.perf_counter() - t_start
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+        return 0
+    print(rp.format_report(main, name))
+    if points:
+        print(f"sweep of parallel reads {', '.join(str(q.chip.parallel_reads) for q in points)}:"
+              f" throughput " + ", ".join(f"{q.throughput_images_per_s:.0f}" for q in points)
+              + " images/s" + ("" if args.no_synth else "; periphery cells " + ", ".join(
+                  str(q.periphery.cells) for q in points)))
+        print(f"plot: {out['plot']}")
+    print(f"wall {out['wall_s']:.1f} s (energy pass {energy_s:.1f} s, synthesis "
+          f"{out['synthesis_s']:.1f} s)")
+    return 0
+
+
 # Blocks whose Verilog is generated from Amaranth (the crossbar is hand-written, behavioural)
 SYNTH_BLOCKS = ("bn_binarize", "accumulator", "sequencer", "programming", "network")
 # What `mbnn synth` synthesises without --filter: every block set and the cores of the shipped
@@ -1287,6 +1396,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the gate-level netlists as a tree for regress --rtl-dir")
     syn.add_argument("--json", action="store_true", help="print one JSON object")
     syn.set_defaults(func=_cmd_synth)
+
+    rep = sub.add_parser("report", help="sizing figures of a model on a chip, per layer and "
+                                        "in total: arrays, reads, cycles, latency, throughput, "
+                                        "read and ADC energy, array area, periphery cells")
+    rep.add_argument("--model", required=True, help="model file (.npz)")
+    rep.add_argument("--config", default=None, help="chip configuration TOML (default 128x128)")
+    rep.add_argument("--images", type=_positive, default=100,
+                     help="first N MNIST test images the read energy is averaged over "
+                          "(default 100)")
+    rep.add_argument("--no-synth", action="store_true",
+                     help="skip the Yosys synthesis of the core (periphery cells; about "
+                          "30 s for the shipped MLP's core, 100 s for the CNN's, once per "
+                          "sweep point with --plot)")
+    rep.add_argument("--json", action="store_true", help="print one JSON object")
+    rep.add_argument("--plot", type=_png_path, default=None, metavar="FILE.png",
+                     help="draw throughput, energy per image and periphery cells against the "
+                          "parallel reads 1, 2, 4, ... up to the widest layer's row tiles")
+    rep.set_defaults(func=_cmd_report)
 
     tr = sub.add_parser("train", help="train a BNN on MNIST and write a model file")
     tr.add_argument("--arch", choices=["mlp", "cnn"], required=True)

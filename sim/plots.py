@@ -1,5 +1,6 @@
-"""Accuracy figures of ``mbnn evaluate --plot``: accuracy against a swept non-ideality, or the
-accuracy of every chip of one configuration.
+"""Figures of ``mbnn evaluate --plot`` (accuracy against a swept non-ideality, or the accuracy
+of every chip of one configuration) and ``mbnn report --plot`` (throughput, energy and
+periphery size against the parallel reads).
 
 Figures are drawn on matplotlib's non-interactive Agg canvas directly (no pyplot): no display
 is needed, no global list of open figures grows, and nothing depends on the backend a user's
@@ -26,11 +27,12 @@ from matplotlib.ticker import MaxNLocator
 
 from golden.fileio import atomic_write_bytes
 
-__all__ = ["DPI", "FIGSIZE_IN", "SweepSeries", "AccuracySweep", "ChipSeries", "ChipSpread",
+__all__ = ["DPI", "FIGSIZE_IN", "parallel_reads_figure", "SweepSeries", "AccuracySweep", "ChipSeries", "ChipSpread",
            "x_scale", "sweep_figure", "chips_figure", "write_png"]
 
 DPI = 150                       # dots per inch of the written PNG
 FIGSIZE_IN = (6.4, 4.4)         # figure size in inches: 960 x 660 pixels at DPI
+REPORT_FIGSIZE_IN = (6.4, 7.2)  # mbnn report's three stacked panels
 
 
 def _finite(name: str, values) -> tuple[float, ...]:
@@ -317,6 +319,61 @@ def chips_figure(spread: ChipSpread) -> Figure:
                      fontsize="medium")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    return fig
+
+
+def parallel_reads_figure(points, model_name: str) -> Figure:
+    """Throughput, energy per image and periphery cells (when synthesised) against the
+    parallel reads of ``points`` (one :class:`sim.report.ChipReport` per value,
+    :func:`sim.report.sweep_chip`; ``mbnn report --plot``). Lines carry
+    ``gid`` ``throughput`` (and ``throughput:input_paced``: hollow markers on the points
+    whose input loads slower than the later layers run), ``energy:crossbar``,
+    ``energy:adc``, ``energy:total``, ``periphery:cells`` and ``periphery:flip_flops``, so a
+    test can read back what was drawn. Write it with :func:`write_png`."""
+    synth = all(p.periphery is not None for p in points)
+    x = [p.chip.parallel_reads for p in points]
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=REPORT_FIGSIZE_IN, dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(3 if synth else 2, 1, sharex=True)
+        ax = axes[0]
+        ax.plot(x, [p.throughput_images_per_s for p in points], "-o", gid="throughput",
+                label="steady state")
+        paced = [p for p in points if not p.input_hidden]
+        if paced:
+            ax.plot([p.chip.parallel_reads for p in paced],
+                    [p.throughput_images_per_s for p in paced], "o", color="w",
+                    markeredgecolor="C0", gid="throughput:input_paced",
+                    label="upper bound: the input stream paces the core")
+        ax.set_ylabel("images/s")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{model_name} on {points[0].chip.rows}x{points[0].chip.columns} arrays, "
+                     f"{points[0].chip.clock_mhz:g} MHz", fontsize="medium")
+        ax = axes[1]
+        for key, label in (("crossbar", "crossbar reads"), ("adc", "ADC conversions")):
+            ax.plot(x, [p._sum(f"{key}_energy_per_image_nj") for p in points], "-o",
+                    gid=f"energy:{key}", label=label)
+        ax.plot(x, [p.energy_per_image_nj for p in points], "-o", color="k",
+                gid="energy:total", label="total")
+        ax.set_ylabel("energy/image (nJ)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="small", loc="lower right")     # below the lines (constant in P)
+        if synth:
+            ax = axes[2]
+            ax.plot(x, [p.periphery.cells for p in points], "-o", gid="periphery:cells",
+                    label="cells")
+            ax.plot(x, [p.periphery.flip_flops for p in points], "-o",
+                    gid="periphery:flip_flops", label="flip-flops")
+            ax.set_ylabel("periphery (Yosys cells)")
+            ax.set_ylim(bottom=0)
+        axes[-1].set_xscale("log", base=2)
+        axes[-1].set_xticks(x, [str(v) for v in x])
+        axes[-1].minorticks_off()
+        axes[-1].set_xlabel("parallel reads P (arrays read per cycle)")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            if ax.get_legend() is None:
+                ax.legend(fontsize="small")
     return fig
 
 
