@@ -120,3 +120,14 @@ def assert_same_models(a, b) -> None:
         assert (la.threshold is None) == (lb.threshold is None)
         if la.threshold is not None:
             assert np.array_equal(la.threshold.threshold, lb.threshold.threshold)
+
+
+def run_main(argv, capsys) -> tuple[int, str, str]:
+    """``mbnn`` in this process: (exit status, stdout, stderr); argparse's exits included."""
+    from sim.cli import main
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err

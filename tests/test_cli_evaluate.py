@@ -12,20 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_main
+
 REPO = Path(__file__).resolve().parent.parent
 MLP = str(REPO / "models" / "mlp.npz")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-
-def run_main(argv, capsys) -> tuple[int, str, str]:
-    """``mbnn`` in this process: (exit status, stdout, stderr); argparse's exits included."""
-    from sim.cli import main
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture

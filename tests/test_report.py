@@ -20,6 +20,8 @@ from golden.model import Architecture, BnnModel, Layer, LayerSpec, load_model, s
 from sim import report as rp
 from sim.stimulus import random_model
 
+from conftest import run_main
+
 REPO = Path(__file__).resolve().parent.parent
 MLP = str(REPO / "models" / "mlp.npz")
 CNN = str(REPO / "models" / "cnn.npz")
@@ -35,15 +37,6 @@ def exact(value):
     1e-12 absolute by default: every energy in joules would pass)."""
     return pytest.approx(value, rel=1e-12, abs=0)
 
-
-def run_main(argv, capsys) -> tuple[int, str, str]:
-    from sim.cli import main
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 # --- time: cycles and latency by hand ----------------------------------------------------
