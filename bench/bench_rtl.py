@@ -166,7 +166,9 @@ def main() -> int:
         runs.append(("cocotb (+ every layer's bits)", layered.summary))
 
     print(f"model {model_path.name} on {chip.rows}x{chip.columns} arrays: {mapped.tiles} tiles, "
-          f"{params.analytical_cycles_per_image} array reads per image; {n} MNIST test images")
+          f"{params.mapped.reads_per_image} array reads per image in "
+          f"{params.analytical_cycles_per_image} cycles ({params.read_ports} read port(s)); "
+          f"{n} MNIST test images")
     print(f"generate {gen_s:.1f} s, C++ harness build {harness_build_s:.1f} s, "
           f"cocotb build {run.result.build_s:.1f} s")
     print(f"C++ harness : {cpp['seconds']:8.2f} s simulation ({n / cpp['seconds']:8.1f} images/s), "
