@@ -24,36 +24,6 @@ def pytest_configure(config):
         threadpool_limits(limits=1)
 
 
-# The longest tests of the default run (`--durations` of the release's clean-clone CI runs),
-# longest first. They are handed out first, so that the two xdist workers do not end the run
-# on one of them while the other idles (longest-first scheduling); the rest keep file order.
-LONGEST_FIRST = (
-    "tests/test_regress.py::test_every_generated_block_and_core_is_clean_under_verilator_wall",
-    "tests/test_shipped_models.py::test_training_evaluation_and_integer_inference_agree",
-    "tests/test_rtl_core.py::test_network_on_rtl[cnn_128x128-verilator",
-    "tests/test_synth.py::test_gate_level_netlists_pass_their_regressions[verilator]",
-    "tests/test_rtl_core.py::test_network_on_rtl[mlp_128x128-icarus-vpi",
-    "tests/test_rtl_core.py::test_network_on_rtl[mlp_128x128-verilator",
-    "tests/test_rtl_accumulator.py::test_accumulator_rtl[l128_c9_t49",
-    "tests/test_training.py::test_integer_export_predicts_exactly_like_the_float_network[cnn",
-    "tests/test_cli_evaluate.py::test_shards_merge_into_exactly_the_whole_run",
-    "tests/test_regress.py::test_unmodified_exported_rtl_passes",
-    "tests/test_rtl_core.py::test_parallel_reads_on_rtl[mlp_128x128_p8",
-    "tests/test_rtl_core.py::test_network_on_rtl[cnn_128x128-icarus-vpi",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Longest tests first (:data:`LONGEST_FIRST`), the others in collection order; every
-    xdist worker sorts the same way, as xdist requires."""
-    def rank(item):
-        for k, prefix in enumerate(LONGEST_FIRST):
-            if item.nodeid.startswith(prefix):
-                return k
-        return len(LONGEST_FIRST)
-    items[:] = sorted(items, key=rank)      # stable: ties keep their order
-
-
 def pytest_addoption(parser):
     parser.addoption("--seed", type=int, default=int(os.environ.get("MBNN_SEED", DEFAULT_SEED)),
                      help="global seed for random tests and cocotb runs (env MBNN_SEED)")
