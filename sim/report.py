@@ -93,8 +93,6 @@ __all__ = ["LayerActivity", "LayerFigures", "ChipReport", "physical_columns",
            "synthesize_core", "chip_report", "sweep_values", "sweep_chip", "format_report",
            "check_energy_memory"]
 
-# The --plot figure: three panels above each other (inches; written at sim.plots.DPI)
-
 
 def physical_columns(chip: ChipConfig) -> int:
     """Physical bit-line columns of one array: ``2 * columns`` (differential pairs) or
