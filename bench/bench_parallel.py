@@ -13,12 +13,17 @@ and the interval between results is measured. Printed per P:
 * ``measured``  the interval the RTL showed (equal to the formula while the next image's input
   words load behind layers >= 1, ``CoreParams.input_hidden``; otherwise -- marked ``input``
   -- the input stream, one word per cycle, sets the pace and the formula does not apply);
-* ``limit``     the array-bound limit of a core whose layers work on different images at once
-  (not yet built: layers run one after another today): the slowest layer's read cycles
-  (constant 0); ``measured / limit`` is how far this core is from it.
+* ``limit``     the array-bound limit of a core whose layers work on different images at once:
+  the slowest layer's read cycles (constant 0); ``measured / limit`` is how far the core is
+  from it.
+
+With ``--pipeline`` the core is the layer-pipelined one (``[chip] pipeline = true``, a stage
+per layer, ``arrays`` raised to the stages' concurrent reads): ``formula`` is then
+:attr:`golden.pipeline.PipelinePlan.interval`, the slowest stage's read cycles (or the input
+beats), and every result's cycle is checked against :func:`golden.pipeline.timing`.
 
     .venv/bin/python bench/bench_parallel.py [--model models/mlp.npz] [--images 20]
-        [--ports 1,2,4,8] [--input-words K] [--simulator verilator]
+        [--ports 1,2,4,8] [--input-words K] [--pipeline] [--simulator verilator]
 
 ``--input-words K`` sets ``[chip] input_words`` (first-buffer words per input beat) for every
 P, so that loading an image does not pace the core.
@@ -62,6 +67,8 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--ports", default="1,2,4,8", type=_ports_list)
     ap.add_argument("--input-words", type=int, default=None)
+    ap.add_argument("--pipeline", action="store_true",
+                    help="the layer-pipelined core ([chip] pipeline = true)")
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     args = ap.parse_args()
     if args.images < 2:
@@ -78,13 +85,18 @@ def main() -> int:
     sweep = sorted(set(args.ports) | {1 << k for k in range(widest.bit_length())} | {widest})
     sweep = [p for p in sweep if p <= widest]
     print(f"{Path(args.model).name} on {base.rows}x{base.columns}, widest layer {widest} row "
-          f"tiles, {base.input_words} input word(s) per beat; RTL on {args.simulator}, "
-          f"{args.images} images back to back per P")
+          f"tiles, {base.input_words} input word(s) per beat, "
+          f"{'layers pipelined' if args.pipeline else 'one layer at a time'}; RTL on "
+          f"{args.simulator}, {args.images} images back to back per P")
     print(f"{'P':>3} {'reads':>6} {'read cyc':>8} {'formula':>8} {'measured':>8} {'limit':>6} "
           f"{'meas/limit':>10} {'images/s sim':>12} {'build s':>7}")
     with tempfile.TemporaryDirectory(prefix="mbnn-bench-parallel-") as tmp:
         for p in sweep:
             chip = replace(base, parallel_reads=p, arrays=max(base.arrays, p))
+            if args.pipeline:       # every stage reads its own arrays
+                stages = sum(min(p, layer.row_tiles)
+                             for layer in compile_model(model, chip).layers)
+                chip = replace(chip, pipeline=True, arrays=max(chip.arrays, stages))
             params = CoreParams(compile_model(model, chip))
             mapped = params.mapped
             limit = max(layer.read_cycles(p) for layer in mapped.layers)
@@ -99,6 +111,15 @@ def main() -> int:
                     print(f"P={p}: the RTL run failed: {run.result.summary()}")
                     return 1
                 seen = s["cycles_per_image_seen"]
+                if args.pipeline:   # the steady state follows the pipeline's filling
+                    from golden.pipeline import timing
+                    want = list(timing(params.pipeline, args.images).results)
+                    if s["result_cycles"] != want:
+                        print(f"P={p}: result cycles {s['result_cycles'][:6]}... differ from "
+                              f"golden.pipeline's {want[:6]}...")
+                        return 1
+                    rc = s["result_cycles"]
+                    seen = sorted(set(b - a for a, b in zip(rc[-4:], rc[-3:])))
                 measured = str(seen[0]) if len(seen) == 1 else str(seen)
                 rate = f"{s['images_per_s']:.0f}"
                 build = f"{run.result.build_s:.1f}"

@@ -167,7 +167,8 @@ def main() -> int:
 
     print(f"model {model_path.name} on {chip.rows}x{chip.columns} arrays: {mapped.tiles} tiles, "
           f"{params.mapped.reads_per_image} array reads per image in "
-          f"{params.analytical_cycles_per_image} cycles ({params.read_ports} read port(s)); "
+          f"{params.analytical_cycles_per_image} cycles ({params.crossbar_ports} read port(s)"
+          f"{', layers pipelined' if params.pipelined else ''}); "
           f"{n} MNIST test images")
     print(f"generate {gen_s:.1f} s, C++ harness build {harness_build_s:.1f} s, "
           f"cocotb build {run.result.build_s:.1f} s")

@@ -50,6 +50,12 @@ class ChipConfig:
         loading it does not pace a core whose later layers take fewer cycles (a model's first
         buffer must hold a whole number of beats, checked by :class:`golden.core.CoreParams`).
         Default 1.
+    pipeline : bool
+        Pipeline the layers across images (``[chip] pipeline``): every layer has its own
+        sequencer, accumulator and BN-binarize and reads its own arrays, so that while layer
+        ``l`` computes image ``n + 1`` layer ``l + 1`` computes image ``n``; activations are
+        multi-banked (:mod:`golden.pipeline`). Default false: one datapath runs the layers one
+        after another, one image at a time.
     clock_mhz : float
         Digital clock frequency.
     adc_full_scale : float, optional
@@ -99,6 +105,7 @@ class ChipConfig:
     arrays: int = 4
     parallel_reads: int = 1
     input_words: int = 1
+    pipeline: bool = False
     clock_mhz: float = 100.0
     adc_full_scale: float | None = None
     adc_gain_dtod: float = 0.0
@@ -117,6 +124,8 @@ class ChipConfig:
         check_int("arrays", self.arrays, 1, 4096)
         check_int("parallel_reads", self.parallel_reads, 1, 4096)
         check_int("input_words", self.input_words, 1, 65536)
+        if not isinstance(self.pipeline, bool):
+            raise ValueError(f"pipeline must be true or false, not {self.pipeline!r}")
         if self.parallel_reads > self.arrays:
             raise ValueError(f"parallel_reads ({self.parallel_reads}) must not exceed arrays "
                              f"({self.arrays}): each array read in a cycle is a physical array")
@@ -237,7 +246,7 @@ def load_chip_config(path: str | Path) -> ChipConfig:
                         "gain_dtod": "adc_gain_dtod", "offset_dtod_lsb": "adc_offset_dtod_lsb",
                         "energy_pj": "adc_energy_pj"},
                 "chip": {"arrays": "arrays", "parallel_reads": "parallel_reads",
-                         "input_words": "input_words",
+                         "input_words": "input_words", "pipeline": "pipeline",
                          "clock_mhz": "clock_mhz"},
                 "parasitics": {k: k for k in ("r_wire_ohm", "r_source_ohm", "r_sense_ohm")}}
     known = {f.name for f in fields(ChipConfig)}

@@ -48,6 +48,12 @@ class CoreParams:
                              f"first buffer holds {depth} words of "
                              f"{self.buffers[0].word_bits} bits (a divisor of {depth} "
                              f"loads it in whole beats)")
+        if self.pipelined and self.crossbar_ports > self.chip.arrays:
+            raise ValueError(
+                f"[chip] pipeline = true: the layers read up to {self.crossbar_ports} arrays "
+                f"in one cycle (min(parallel_reads, row tiles) per layer: "
+                f"{', '.join(map(str, self.stage_ports))}) but the chip has arrays = "
+                f"{self.chip.arrays}; raise [chip] arrays or lower parallel_reads")
         if self.output_layer.column_tiles != 1:
             raise ValueError(f"the core's argmax needs all {self.output_layer.out_channels} "
                              f"classes in one array ({self.mapped.chip.columns} columns)")
@@ -85,6 +91,31 @@ class CoreParams:
     def read_ports(self) -> int:
         """Arrays read per cycle at most (:attr:`golden.mapping.MappedModel.read_ports`)."""
         return self.mapped.read_ports
+
+    @property
+    def pipelined(self) -> bool:
+        """A datapath per layer, layers pipelined across images (``chip.pipeline``)."""
+        return self.chip.pipeline
+
+    @property
+    def stage_ports(self) -> list[int]:
+        """Read ports of every layer's stage in a pipelined core: ``parallel_reads``, or
+        fewer when the layer has fewer row tiles."""
+        return [min(self.chip.parallel_reads, layer.row_tiles) for layer in self.mapped.layers]
+
+    @property
+    def crossbar_ports(self) -> int:
+        """Array reads per cycle at most, the crossbar port's width: every stage's ports
+        when pipelined, :attr:`read_ports` otherwise."""
+        return sum(self.stage_ports) if self.pipelined else self.read_ports
+
+    @cached_property
+    def pipeline(self):
+        """The pipelined core's stages, banks and result queue
+        (:class:`golden.pipeline.PipelinePlan`; also defined when not pipelined)."""
+        from .pipeline import plan      # (golden.pipeline's rules use this module's latencies)
+        p = self.chip.parallel_reads
+        return plan([layer.read_cycles(p) for layer in self.mapped.layers], self.input_beats)
 
     @property
     def read_sum_bits(self) -> int:
@@ -162,7 +193,10 @@ class CoreParams:
     @property
     def analytical_cycles_per_image(self) -> int:
         """Cycles of array reads per image (``parallel_reads`` row tiles per cycle at most):
-        no schedule of these read ports can use fewer cycles."""
+        no schedule of these read ports can use fewer cycles. Pipelined: the slowest layer's
+        (the array-bound limit of the steady state)."""
+        if self.pipelined:
+            return max(self.pipeline.stage_cycles)
         return self.mapped.read_cycles_per_image
 
     @property
@@ -170,7 +204,12 @@ class CoreParams:
         """Steady-state cycles per image while loading the input is hidden behind layers >= 1
         (true for the shipped models): cycles of array reads, a layer gap at each layer
         boundary, and the image turnaround. With a tiny model whose input takes longer to load than its
-        layers >= 1 take to run, the input stream sets the pace instead."""
+        layers >= 1 take to run, the input stream sets the pace instead.
+
+        Pipelined: the slowest stage's cycles of reads, or the input beats
+        (:attr:`golden.pipeline.PipelinePlan.interval`)."""
+        if self.pipelined:
+            return self.pipeline.interval
         layers = len(self.mapped.layers)
         return (self.analytical_cycles_per_image + (layers - 1) * self.layer_gap
                 + IMAGE_TURNAROUND)
@@ -180,7 +219,13 @@ class CoreParams:
         """Cycles from the core starting an image (``active`` rising) to its result
         (``o.valid`` rising), the same for every image whatever the stream handshakes: the
         steady-state cycles less the two between a result and the next start when the result
-        is taken at once (the handshake cycle, and the cycle ``active`` takes to rise)."""
+        is taken at once (the handshake cycle, and the cycle ``active`` takes to rise).
+
+        Pipelined: cycles from an image's first input beat to its result with the pipeline
+        empty (:attr:`golden.pipeline.PipelineTiming.latency`)."""
+        if self.pipelined:
+            from .pipeline import timing
+            return timing(self.pipeline, 1).latency
         return self.compute_cycles_per_image - 2
 
     @property
@@ -196,7 +241,10 @@ class CoreParams:
     @property
     def input_hidden(self) -> bool:
         """Whether the next image's input beats load while the current image runs layers
-        >= 1 (one beat per cycle)."""
+        >= 1 (one beat per cycle); pipelined: whether the input stream is faster than the
+        slowest stage."""
+        if self.pipelined:
+            return self.pipeline.bottleneck != "input"
         mapped = self.mapped
         later = mapped.read_cycles_per_image - mapped.layers[0].read_cycles(
             mapped.chip.parallel_reads)
@@ -210,6 +258,11 @@ class CoreParams:
                 "layers": len(self.mapped.layers), "reads_per_image": self.mapped.reads_per_image,
                 "parallel_reads": chip.parallel_reads, "read_ports": self.read_ports,
                 "input_words": chip.input_words, "input_beats": self.input_beats,
+                "pipeline": chip.pipeline,
+                **({"stage_cycles": list(self.pipeline.stage_cycles),
+                    "banks": list(self.pipeline.banks),
+                    "result_depth": self.pipeline.result_depth,
+                    "crossbar_ports": self.crossbar_ports} if chip.pipeline else {}),
                 "read_cycles_per_image": self.mapped.read_cycles_per_image,
                 "acc_bits": self.accumulator.acc_bits, "layer_gap": self.layer_gap,
                 "compute_cycles_per_image": self.compute_cycles_per_image,

@@ -37,7 +37,7 @@ Ports
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -62,7 +62,8 @@ class CrossbarPort(wiring.Signature):
     """The core's side of the crossbar: ``read_ports`` array reads per cycle at most, their
     codes one cycle later.
 
-    Members (``P = params.read_ports``; with P = 1 each array has one element)
+    Members (``P = params.crossbar_ports``: ``read_ports``, or every stage's ports in a
+    pipelined core; with P = 1 each array has one element)
 
     ``read``  ``Out(P)``: bit ``p`` -- port ``p`` reads this cycle;
     ``tile``  ``Out(ArrayLayout(tile_bits, P))``: the array port ``p`` reads;
@@ -75,7 +76,7 @@ class CrossbarPort(wiring.Signature):
 
     def __init__(self, params: CoreParams):
         chip = params.chip
-        ports = params.read_ports
+        ports = params.crossbar_ports
         super().__init__({
             "read": Out(ports),
             "tile": Out(data.ArrayLayout(unsigned(params.command_shape.tile_bits), ports)),
@@ -96,11 +97,14 @@ def result_layout(params: CoreParams) -> data.StructLayout:
 def _external_members(params: CoreParams) -> dict:
     """Ports of the core that ``BnnSystem`` also has (everything but the crossbar port)."""
     s = params.command_shape
+    # a pipelined core's buffers hold several banks
+    words = max(n * b.depth for n, b in zip(params.pipeline.banks, params.buffers)) \
+        if params.pipelined else s.max_depth
     return {
         "i": In(stream.Signature(unsigned(params.input_beat_bits))),
         "o": Out(stream.Signature(result_layout(params))),
         "dbg_buffer": In(s.layer_bits),
-        "dbg_addr": In(s.addr_bits),
+        "dbg_addr": In(index_bits(words)),
         "dbg_data": Out(max(b.word_bits for b in params.buffers)),
         "active": Out(1),
     }
@@ -126,6 +130,9 @@ class BnnCore(wiring.Component):
     """
 
     def __init__(self, params: CoreParams, hold: bool = False):
+        if params.pipelined:
+            raise ValueError("BnnCore runs the layers one after another; with [chip] pipeline "
+                             "= true the core is periphery.pipeline.PipelinedCore")
         self.params = params
         members = {**_external_members(params), "xb": Out(CrossbarPort(params))}
         if hold:
@@ -201,21 +208,7 @@ class BnnCore(wiring.Component):
                for lane in range(ports)]
         with m.Switch(cmd.layer):
             for li, layer in enumerate(layers):
-                sched = layer_schedule(layer, chip)
-                width = p.buffers[li].word_bits
-                gathered = []
-                for lane in range(min(ports, layer.row_tiles)):
-                    src = cmd.lanes[lane]
-                    words = []
-                    for j in range(sched.slots):
-                        port = mems[li].read_port(domain="comb")
-                        m.d.comb += port.addr.eq(src.slot_addr[j])
-                        tag = f"l{li}_slot{j}" if lane == 0 else f"l{li}_lane{lane}_slot{j}"
-                        word = Signal(width, name=tag)
-                        m.d.comb += word.eq(port.data & src.slot_valid[j].replicate(width))
-                        words.append(word)
-                    joined = Cat(*words)
-                    gathered.append(joined >> src.shift if any(sched.shift) else joined)
+                gathered = gather_lanes(m, mems[li], p, li, cmd, min(ports, layer.row_tiles))
                 with m.Case(li):
                     m.d.comb += [wl.eq(g) for wl, g in zip(wls, gathered)]
         return wls
@@ -242,34 +235,8 @@ class BnnCore(wiring.Component):
     def _accumulate(self, m, acc, meta2):
         """Cycle t+2: the ports' codes summed (adder tree) into the accumulator."""
         p = self.params
-        chip, ports = p.chip, p.read_ports
-        # The payload is assigned whole, from one concatenation in its layout's field order:
-        # field by field, Yosys emits partial assignments of one net, which Icarus resolves
-        # through a strength-aware concatenation whose every reader converts all 1000+ bits
-        # one by one (the MLP core simulated 2.3x slower so). Amaranth then connects the
-        # accumulator instance through two ports named port$N$k (codes, and the rest).
-        if ports == 1:
-            codes = Value.cast(self.xb.codes)
-        else:
-            # the adder tree: per column, the codes of the ports that read, summed (a port
-            # that did not read contributes 0); combinational, so the latency is unchanged
-            sums = []
-            for c in range(chip.columns):
-                total = Signal(signed(p.read_sum_bits), name=f"read_sum{c}")
-                terms = [Mux(meta2.reads[lane], self.xb.codes[lane][c], 0)
-                         for lane in range(ports)]
-                m.d.comb += total.eq(sum(terms[1:], terms[0]))
-                sums.append(total)
-            codes = Cat(*sums)
-        sources = {"codes": codes, "first": meta2.first, "last": meta2.last,
-                   "entry": meta2.entry}
-        parts = []
-        for name, field in acc.i.payload.shape():
-            part = Value.cast(sources[name])
-            assert len(part) == Shape.cast(field.shape).width, f"accumulator input {name}"
-            parts.append(part)
-        m.d.comb += [acc.i.valid.eq(self.xb.valid), acc.i.payload.eq(Cat(*parts)),
-                     acc.o.ready.eq(1)]
+        codes = read_sum(m, p, self.xb.codes, [meta2.reads[lane] for lane in range(p.read_ports)])
+        feed_accumulator(m, acc, codes, meta2, self.xb.valid)
         meta3 = Signal(_meta_layout(p))
         with m.If(self.xb.valid & meta2.last):
             m.d.sync += meta3.eq(meta2)
@@ -278,49 +245,18 @@ class BnnCore(wiring.Component):
     def _binarize(self, m, acc, meta3):
         """Cycles t+3..t+5: BN-binarize of a hidden layer's values."""
         p = self.params
-        chip = p.chip
-        # The BN-binarize block, a lane per column: never stalled (o.ready tied high), so a
-        # result leaves it exactly its latency (2) after it entered, and the command's metadata
-        # follows it through two plain registers.
-        lanes = chip.columns
-        bn_params = p.bn_params
-        assert bn_params.latency == 2, "the metadata delay below assumes a 2-stage block"
-        m.submodules.bn_binarize = bn = BNBinarize(
-            bn_params, init=[(row["threshold"], row["invert"]) for row in p.threshold_table])
-        # the payload assigned whole (see the accumulator's input above): every lane's value
-        # sign-extended to the table's width, then the entry
-        extend = bn_params.acc_width - p.accumulator.acc_bits
-        assert extend >= 0, "a stored threshold is at least as wide as a value"
-        parts = []
-        for k in range(lanes):
-            v = Value.cast(acc.o.payload.values[k])
-            parts.append(Cat(v, v[-1].replicate(extend)) if extend else v)
-        parts.append(Value.cast(acc.o.payload.entry))
-        m.d.comb += [bn.i.valid.eq(acc.o.valid & ~meta3.final), bn.i.payload.eq(Cat(*parts)),
-                     bn.o.ready.eq(1), bn.cfg.en.eq(0)]
+        bn = binarizer(m, p, acc, acc.o.valid & ~meta3.final, p.threshold_table)
+        # the command's metadata follows the block's two stages through two plain registers
         meta4 = Signal(_meta_layout(p))
         wb = Signal(_meta_layout(p))
         m.d.sync += [meta4.eq(meta3), wb.eq(meta4)]
-        wb_bits = bn.o.payload.bit
-        wb_valid = bn.o.valid
-        return wb, wb_bits, wb_valid
+        return wb, bn.o.payload.bit, bn.o.valid
 
     def _argmax(self, m, acc, meta3):
         """Cycle t+3 of the output layer: argmax of the class scores into the result
         register."""
         p = self.params
-        scores = [acc.o.payload.values[k] for k in range(p.classes)]
-        best = scores[0]
-        cls_w = index_bits(p.classes)
-        best_k = Const(0, cls_w)
-        for k in range(1, p.classes):
-            better = scores[k] > best
-            nb = Signal(signed(p.accumulator.acc_bits), name=f"argmax_best{k}")
-            nk = Signal(cls_w, name=f"argmax_cls{k}")
-            m.d.comb += [nb.eq(best), nk.eq(best_k)]
-            with m.If(better):                      # strict: ties keep the lower class
-                m.d.comb += [nb.eq(scores[k]), nk.eq(k)]
-            best, best_k = nb, nk
+        best_k, scores = argmax(m, p, acc)
         with m.If(acc.o.valid & meta3.final):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.cls.eq(best_k)]
             m.d.sync += [self.o.payload.scores[k].eq(scores[k]) for k in range(p.classes)]
@@ -328,26 +264,8 @@ class BnnCore(wiring.Component):
     def _write_back(self, m, mems, wb, wb_bits, wb_valid):
         """Cycle t+5: a layer's output chunk into the next layer's buffer."""
         p = self.params
-        chip, layers = p.chip, p.mapped.layers
-        for li, layer in enumerate(layers[:-1]):
-            target = mems[li + 1]
-            width = p.buffers[li + 1].word_bits
-            chunk = layer.chunk_bits(chip)
-            wr = target.write_port()
-            old = target.read_port(domain="comb")
-            m.d.comb += [old.addr.eq(wb.write_addr), wr.addr.eq(wb.write_addr)]
-            mine = wb_valid & (wb.layer == li) & (wb.write_mode != WriteMode.NONE)
-            keep = Signal(width, name=f"wb{li}_keep")
-            m.d.comb += keep.eq(old.data)
-            with m.If(wb.write_mode == WriteMode.OVERWRITE):
-                m.d.comb += keep.eq(0)
-            with m.Switch(wb.write_chunk):
-                for k in range(width // chunk):
-                    with m.Case(k):
-                        lo, hi = k * chunk, (k + 1) * chunk
-                        new = Cat(old.data[:lo], keep[lo:hi] | wb_bits[:chunk], old.data[hi:])
-                        m.d.comb += wr.data.eq(new)
-            m.d.comb += wr.en.eq(mine)
+        for li in range(len(p.mapped.layers) - 1):
+            write_back(m, mems[li + 1], p, li, wb, wb_bits, wb_valid & (wb.layer == li))
 
     def _debug_port(self, m, mems):
         with m.Switch(self.dbg_buffer):
@@ -356,6 +274,140 @@ class BnnCore(wiring.Component):
                 m.d.comb += port.addr.eq(self.dbg_addr)
                 with m.Case(li):
                     m.d.comb += self.dbg_data.eq(port.data)
+
+
+# --- datapath pieces shared with the pipelined core (periphery.pipeline) ---------------------
+
+def gather_lanes(m, mem, p: CoreParams, li: int, cmd, lanes: int, base=None) -> list:
+    """Word lines of layer ``li``'s ``lanes`` read lanes of command ``cmd``: per slot a word of
+    ``mem`` (an asynchronous read port at the slot's address, plus ``base`` -- the bank's first
+    word -- when given; 0 when the slot is not driven), concatenated, shifted."""
+    layer = p.mapped.layers[li]
+    sched = layer_schedule(layer, p.chip)
+    width = p.buffers[li].word_bits
+    gathered = []
+    for lane in range(lanes):
+        src = cmd.lanes[lane]
+        words = []
+        for j in range(sched.slots):
+            port = mem.read_port(domain="comb")
+            addr = src.slot_addr[j]
+            m.d.comb += port.addr.eq(addr if base is None else addr + base)
+            tag = f"l{li}_slot{j}" if lane == 0 else f"l{li}_lane{lane}_slot{j}"
+            word = Signal(width, name=tag)
+            m.d.comb += word.eq(port.data & src.slot_valid[j].replicate(width))
+            words.append(word)
+        joined = Cat(*words)
+        gathered.append(joined >> src.shift if any(sched.shift) else joined)
+    return gathered
+
+
+def read_sum(m, p: CoreParams, codes, reads: list, prefix: str = "") -> Value:
+    """The codes of one cycle's reads summed per column (the adder tree; a port that did not
+    read contributes 0): ``codes[lane][column]`` (the crossbar port's codes, or a list of some
+    of its lanes) of the lanes whose ``reads`` bit is set.
+    Combinational, so the latency does not depend on the ports; one port is passed through
+    (sign-extended to ``read_sum_bits``, for a pipelined stage of one lane among wider ones)."""
+    chip = p.chip
+    if len(reads) == 1 and p.read_sum_bits == chip.adc_bits:
+        return Value.cast(codes[0] if isinstance(codes, list) else codes)
+    sums = []
+    for c in range(chip.columns):
+        total = Signal(signed(p.read_sum_bits), name=f"{prefix}read_sum{c}")
+        terms = [Mux(read, codes[lane][c], 0) for lane, read in enumerate(reads)]
+        m.d.comb += total.eq(sum(terms[1:], terms[0]))
+        sums.append(total)
+    return Cat(*sums)
+
+
+def feed_accumulator(m, acc, codes: Value, meta, valid) -> None:
+    """The accumulator's input beat: ``codes`` and the command's ``first``/``last``/``entry``.
+
+    The payload is assigned whole, from one concatenation in its layout's field order: field
+    by field, Yosys emits partial assignments of one net, which Icarus resolves through a
+    strength-aware concatenation whose every reader converts all 1000+ bits one by one (the
+    MLP core simulated 2.3x slower so). Amaranth then connects the accumulator instance
+    through two ports named port$N$k (codes, and the rest)."""
+    sources = {"codes": codes, "first": meta.first, "last": meta.last, "entry": meta.entry}
+    parts = []
+    for name, field in acc.i.payload.shape():
+        part = Value.cast(sources[name])
+        if name == "entry":     # a stage's accumulator holds its own layer's entries only
+            part = part[:Shape.cast(field.shape).width]
+        assert len(part) == Shape.cast(field.shape).width, f"accumulator input {name}"
+        parts.append(part)
+    m.d.comb += [acc.i.valid.eq(valid), acc.i.payload.eq(Cat(*parts)), acc.o.ready.eq(1)]
+
+
+def binarizer(m, p: CoreParams, acc, valid, table: list, name: str = "bn_binarize"):
+    """A BN-binarize block (:class:`~periphery.bn_binarize.BNBinarize`, a lane per column, the
+    block the block regression verifies) fed by ``acc``'s output when ``valid``, with the
+    threshold ``table`` rows (:attr:`golden.core.CoreParams.threshold_table`). Never stalled
+    (``o.ready`` tied high), so a result leaves it exactly its latency (2) after it entered."""
+    lanes = p.chip.columns
+    bn_params = replace(p.bn_params, channels=len(table))
+    assert bn_params.latency == 2, "the metadata delay of the core assumes a 2-stage block"
+    bn = BNBinarize(bn_params, init=[(row["threshold"], row["invert"]) for row in table])
+    m.submodules[name] = bn
+    # the payload assigned whole (see feed_accumulator): every lane's value sign-extended to
+    # the table's width, then the entry
+    extend = bn_params.acc_width - p.accumulator.acc_bits
+    assert extend >= 0, "a stored threshold is at least as wide as a value"
+    parts = []
+    for k in range(lanes):
+        v = Value.cast(acc.o.payload.values[k])
+        parts.append(Cat(v, v[-1].replicate(extend)) if extend else v)
+    parts.append(Value.cast(acc.o.payload.entry))
+    m.d.comb += [bn.i.valid.eq(valid), bn.i.payload.eq(Cat(*parts)),
+                 bn.o.ready.eq(1), bn.cfg.en.eq(0)]
+    return bn
+
+
+def argmax(m, p: CoreParams, acc) -> tuple:
+    """``(class, scores)`` of the accumulator's output: the first class of the highest score
+    (strict comparison: ties keep the lower class), combinational."""
+    scores = [acc.o.payload.values[k] for k in range(p.classes)]
+    best = scores[0]
+    cls_w = index_bits(p.classes)
+    best_k = Const(0, cls_w)
+    for k in range(1, p.classes):
+        better = scores[k] > best
+        nb = Signal(signed(p.accumulator.acc_bits), name=f"argmax_best{k}")
+        nk = Signal(cls_w, name=f"argmax_cls{k}")
+        m.d.comb += [nb.eq(best), nk.eq(best_k)]
+        with m.If(better):                      # strict: ties keep the lower class
+            m.d.comb += [nb.eq(scores[k]), nk.eq(k)]
+        best, best_k = nb, nk
+    return best_k, scores
+
+
+def write_back(m, target, p: CoreParams, li: int, wb, bits, valid, base=None) -> Value:
+    """Layer ``li``'s output chunk ``bits`` into ``target`` (layer ``li + 1``'s buffer) at
+    ``wb.write_addr`` (plus ``base``, the bank's first word) and chunk ``wb.write_chunk``: a
+    read-modify-write, overwriting the chunk for the pixel opening a pooling window and OR-ing
+    it for the others; nothing for ``WriteMode.NONE`` or without ``valid``. Returns the word
+    written."""
+    chip = p.chip
+    layer = p.mapped.layers[li]
+    width = p.buffers[li + 1].word_bits
+    chunk = layer.chunk_bits(chip)
+    wr = target.write_port()
+    old = target.read_port(domain="comb")
+    addr = wb.write_addr if base is None else wb.write_addr + base
+    m.d.comb += [old.addr.eq(addr), wr.addr.eq(addr)]
+    mine = valid & (wb.write_mode != WriteMode.NONE)
+    keep = Signal(width, name=f"wb{li}_keep")
+    m.d.comb += keep.eq(old.data)
+    with m.If(wb.write_mode == WriteMode.OVERWRITE):
+        m.d.comb += keep.eq(0)
+    with m.Switch(wb.write_chunk):
+        for k in range(width // chunk):
+            with m.Case(k):
+                lo, hi = k * chunk, (k + 1) * chunk
+                new = Cat(old.data[:lo], keep[lo:hi] | bits[:chunk], old.data[hi:])
+                m.d.comb += wr.data.eq(new)
+    m.d.comb += wr.en.eq(mine)
+    return wr.data
 
 
 @dataclass(frozen=True)
@@ -476,13 +528,19 @@ class BnnSystem(wiring.Component):
                 "prog_start", "prog_busy", "prog_done", "prog_pulses", "prog_failures",
                 "prog_report")})
             members.update({"replay_errors": Out(32), "pulses_replayed": Out(32)})
+        if params.pipelined and len(params.mapped.layers) > 1:
+            from .pipeline import wb_trace_layout
+            members["wb_trace"] = Out(wb_trace_layout(params))
         super().__init__(members)
 
     def elaborate(self, platform):
         from amaranth.hdl import ClockSignal, Instance
         m = Module()
         p = self.params
-        m.submodules.core = core = BnnCore(p, hold=self.programming is not None)
+        from .pipeline import core_component
+        m.submodules.core = core = core_component(p, hold=self.programming is not None)
+        if "wb_trace" in self.signature.members:
+            m.d.comb += self.wb_trace.eq(core.wb_trace)
         wiring.connect(m, core.o, wiring.flipped(self.o))
         m.d.comb += [core.dbg_buffer.eq(self.dbg_buffer), core.dbg_addr.eq(self.dbg_addr),
                      self.dbg_data.eq(core.dbg_data), self.active.eq(core.active)]
@@ -533,7 +591,7 @@ class BnnSystem(wiring.Component):
         m.submodules.crossbar = Instance(
             "mbnn_crossbar",
             p_ROWS=p.chip.rows, p_COLS=p.chip.columns, p_TILES=p.mapped.tiles,
-            **({"p_PORTS": p.read_ports} if p.read_ports > 1 else {}),
+            **({"p_PORTS": p.crossbar_ports} if p.crossbar_ports > 1 else {}),
             p_TILE_BITS=p.command_shape.tile_bits, p_ADC_BITS=p.chip.adc_bits,
             p_V_READ=self.v_read_v, p_G_UNIT=self.g_unit_s,
             p_GPOS_FILE=self.gpos_file, p_GNEG_FILE=self.gneg_file, **adc, **port,

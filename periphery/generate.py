@@ -88,12 +88,16 @@ def accumulator_verilog(params: AccumulatorParams, bias, double,
     return verilog_source(Accumulator(params, bias, double), name, params)
 
 
-def sequencer_verilog(mapped, layer_gap: int, name: str = "sequencer") -> str:
-    """The Sequencer of a compiled model."""
+def sequencer_verilog(mapped, layer_gap: int, name: str = "sequencer",
+                      stage: int | None = None) -> str:
+    """The Sequencer of a compiled model (``stage``: the stage sequencer of that layer, as a
+    pipelined core has one per layer)."""
     from .sequencer import Sequencer
     check_module_name(name)
-    return verilog_source(Sequencer(mapped, layer_gap), name,
-                          {"reads_per_image": mapped.reads_per_image, "layer_gap": layer_gap})
+    described = {"reads_per_image": mapped.reads_per_image, "layer_gap": layer_gap}
+    if stage is not None:
+        described["stage"] = stage
+    return verilog_source(Sequencer(mapped, layer_gap, layer=stage), name, described)
 
 
 # Block name on the command line -> (parameter class, Verilog emitter).

@@ -25,6 +25,13 @@ Ports
 The command output is registered (one cycle from counters to ``cmd``). Between layers the
 sequencer waits ``layer_gap`` cycles, so the previous layer's last results
 are written back before the first read of the next layer (the core's write-back latency).
+
+A **stage** sequencer (``layer`` given) issues one layer's commands only, for a stage of the
+pipelined core (:mod:`golden.pipeline`): ``start`` is sampled in every cycle in which no
+command is left to load -- including the cycle the previous image's last command is issued --
+and the image's first command follows in the next cycle, so images follow each other without
+a gap; ``began`` pulses in the cycle a start is taken; ``layer0_done`` marks the image's last
+command; ``entry`` counts from the layer's first table entry.
 """
 
 from __future__ import annotations
@@ -77,25 +84,36 @@ class Sequencer(wiring.Component):
         The compiled model (golden); every bound and table is derived from it.
     layer_gap : int
         Idle cycles between the last command of a layer and the first of the next.
+    layer : int, optional
+        Build the stage sequencer of this layer (see the module's docstring).
     """
 
-    def __init__(self, mapped: MappedModel, layer_gap: int = 0):
+    def __init__(self, mapped: MappedModel, layer_gap: int = 0, layer: int | None = None):
         if isinstance(layer_gap, bool) or not isinstance(layer_gap, int) or layer_gap < 0:
             raise ValueError(f"layer_gap must be a non-negative integer, not {layer_gap!r}")
-        self.mapped, self.layer_gap = mapped, layer_gap
+        if layer is not None and not 0 <= layer < len(mapped.layers):
+            raise ValueError(f"layer {layer!r}: the model has {len(mapped.layers)} layers")
+        self.mapped, self.layer_gap, self.stage = mapped, layer_gap, layer
         self.shape = command_shape(mapped)
-        super().__init__({
+        members = {
             "start": In(1),
             "cmd": Out(stream.Signature(command_layout(mapped))),
             "idle": Out(1),
             "layer0_done": Out(1),
-        })
+        }
+        if layer is not None:
+            members["began"] = Out(1)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         mapped, shape = self.mapped, self.shape
         layers = mapped.layers
         entries = entry_base(mapped)
+        stage = self.stage
+        # the layers this sequencer issues (all, or a stage's one) and its first table entry
+        ours = range(len(layers)) if stage is None else range(stage, stage + 1)
+        entry0 = 0 if stage is None else entries[stage]
         dim = max(max(l.out_height, l.out_width) for l in layers)
 
         layer = Signal(shape.layer_bits)
@@ -104,7 +122,8 @@ class Sequencer(wiring.Component):
         ct = Signal(index_bits(max(l.column_tiles for l in layers)))
         rt = Signal(index_bits(max(l.row_tiles for l in layers)))
         running = Signal()
-        gap = Signal(range(self.layer_gap + 1))
+        # (no counter without a gap: a zero-width signal is an error for Verilator's lint)
+        gap = Signal(range(self.layer_gap + 1), name="gap") if self.layer_gap else Const(0)
 
         # The command register is loaded straight from the counters and per-layer constants
         # (everything below assigns `cmd` in the sync domain under `load`). A combinational
@@ -112,8 +131,15 @@ class Sequencer(wiring.Component):
         # needs one) is then emitted as an `always @*` with nothing to wake it -- X in Icarus,
         # an error (ALWNEVER) in Verilator; as a register input it is an ordinary constant.
         cmd = self.cmd.payload
-        have = running & (gap == 0)
         load = Signal()
+        if stage is None:
+            have = running & (gap == 0)
+        else:
+            # a stage takes a start whenever it has nothing left to load; its counters are
+            # back at the layer's first command then (they wrap at the image's last)
+            began = self.began
+            m.d.comb += began.eq(~running & self.start & load)
+            have = running | self.start
         take = Signal()        # the counters advance when a command enters the output register
         out_last_of_layer0 = Signal()
         first_layer_end = Signal()
@@ -123,17 +149,27 @@ class Sequencer(wiring.Component):
         with m.If(load):
             m.d.sync += [self.cmd.valid.eq(have), cmd.eq(0),
                          out_last_of_layer0.eq(have & first_layer_end)]
-        with m.If(gap != 0):
-            m.d.sync += gap.eq(gap - 1)
-        with m.If(~running & ~self.cmd.valid & self.start):
-            m.d.sync += [running.eq(1), layer.eq(0), oy.eq(0), ox.eq(0), ct.eq(0), rt.eq(0)]
+        if self.layer_gap:
+            with m.If(gap != 0):
+                m.d.sync += gap.eq(gap - 1)
+        if stage is None:
+            with m.If(~running & ~self.cmd.valid & self.start):
+                m.d.sync += [running.eq(1), layer.eq(0), oy.eq(0), ox.eq(0), ct.eq(0),
+                             rt.eq(0)]
+        else:
+            with m.If(began):
+                m.d.sync += running.eq(1)     # (cleared below when that command is the last)
 
         # Wide enough signed intermediates for window coordinates (may go negative).
         coord = signed(index_bits(dim + max(l.kernel for l in layers)) + 2)
 
         group = shape.ports          # row tiles read per command (fewer in a last group)
+        if stage is not None:
+            m.d.comb += layer.eq(stage)       # a stage's layer is a constant
         with m.Switch(layer):
             for li, lay in enumerate(layers):
+                if li not in ours:
+                    continue
                 with m.Case(li), m.If(load):
                     # the group holding the last row tile; rt only takes multiples of group
                     rt_last = (rt >= lay.row_tiles - group if lay.row_tiles > group
@@ -145,7 +181,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += [
                         cmd.layer.eq(li),
                         cmd.tile.eq(lay.tile_base + ct * lay.row_tiles + rt),
-                        cmd.entry.eq(entries[li] + ct),
+                        cmd.entry.eq(entries[li] - entry0 + ct),
                         cmd.first.eq(rt == 0),
                         cmd.last.eq(rt_last),
                         cmd.final.eq(final),
@@ -165,12 +201,14 @@ class Sequencer(wiring.Component):
                                     m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
                                     with m.If(oy_last):
                                         m.d.sync += oy.eq(0)
-                                        if li == 0:
+                                        if li == ours[0]:
                                             m.d.comb += first_layer_end.eq(1)
-                                        if final:
+                                        if li == ours[-1]:
                                             m.d.sync += running.eq(0)
                                         else:
-                                            m.d.sync += [layer.eq(li + 1), gap.eq(self.layer_gap)]
+                                            m.d.sync += [layer.eq(li + 1)] + (
+                                                [gap.eq(self.layer_gap)] if self.layer_gap
+                                                else [])
         return m
 
     def _gather(self, m, out, lay, lane, rt, oy, ox, coord):

@@ -272,7 +272,7 @@ def _cmd_report(args) -> int:
         from sim import plots   # matplotlib: imported now, so a broken install fails first
         for p in rp.sweep_values(params.mapped):
             try:
-                sweep_chip = rp.sweep_chip(chip, p)
+                sweep_chip = rp.sweep_chip(chip, p, params.mapped)
                 rp.core_params(compile_model(model, sweep_chip))
             except ValueError as exc:
                 raise ValueError(f"{where}, --plot sweep at parallel_reads {p}: {exc}") from None
@@ -594,7 +594,8 @@ def _print_inference(s: dict) -> None:
               f"codes differing from the golden read: {s['code_disagreements']}, reads within "
               f"{s['boundary_margin_lsb']:g} LSB of an ADC boundary: {s['near_boundary_reads']}")
     print(f"  cycles per image: {s['cycles_per_image']:.0f} (analytical minimum "
-          f"{s['min_cycles_per_image']}: the cycles of array reads)")
+          f"{s['min_cycles_per_image']}: the cycles of array reads"
+          + (" of the slowest layer, layers pipelined)" if s.get("pipelined") else ")"))
     print(f"  simulation: {s['images_per_s']:.1f} images/s; build {s['build_s']:.1f} s, "
           f"whole run {s['run_s']:.1f} s")
 

@@ -518,9 +518,9 @@ def build_table(phys: PhysicalChip, reads: ReadSet, solution: BatchSolution,
 def core_verilog(params: CoreParams) -> str:
     """Verilog of the core alone (toplevel :data:`CORE_TOPLEVEL`, crossbar port ``xb__*``
     open): the same Amaranth component ``BnnSystem`` instantiates."""
-    from periphery.core import BnnCore
     from periphery.generate import verilog_source
-    return verilog_source(BnnCore(params), CORE_TOPLEVEL, params.describe())
+    from periphery.pipeline import core_component
+    return verilog_source(core_component(params), CORE_TOPLEVEL, params.describe())
 
 
 def prepare_table(gen_dir: str | Path, pixels: np.ndarray, work_dir: str | Path, *,

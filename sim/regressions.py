@@ -247,6 +247,21 @@ CORE_SETS = {
                                                         input_words=9, **NON_IDEAL)),
     "mlp_128x128_p8": CoreSet("models/mlp.npz", ChipConfig(128, 128, arrays=8,
                                                            parallel_reads=8)),
+    # layers pipelined across images (chip.pipeline): the tiny CNN one read per cycle per
+    # layer (stages of 126, 16, 4 and 1 commands per image; 4 arrays read at once), and three
+    # or two at a time with 9 words per beat (stages of 63, 8, 2, 1 commands; 2 + 3 + 2 + 1 or
+    # 2 + 2 + 2 + 1 arrays read at once), layer 0 pacing all three; the MLP with 8 row tiles
+    # per command in every layer: 8 cycles per image, 7 + 8 + 8 + 8 = 31 arrays read at once
+    # on a chip of 32
+    "tiny_16x8_pipe": CoreSet("tiny", ChipConfig(16, 8, adc_bits=3, pipeline=True)),
+    "tiny_16x8_p3_pipe": CoreSet("tiny", ChipConfig(16, 8, adc_bits=3, arrays=8,
+                                                    parallel_reads=3, input_words=9,
+                                                    pipeline=True)),
+    "tiny_16x8_nonideal_p2_pipe": CoreSet("tiny", ChipConfig(
+        16, 8, adc_bits=5, arrays=8, parallel_reads=2, input_words=9, pipeline=True,
+        **NON_IDEAL)),
+    "mlp_128x128_p8_pipe": CoreSet("models/mlp.npz", ChipConfig(
+        128, 128, arrays=32, parallel_reads=8, input_words=7, pipeline=True)),
     # the shipped MLP likewise, on the demo chip's stuck-cell rates (0.5 % on, 2 % off)
     "mlp_128x128_programmed": CoreSet("models/mlp.npz", ChipConfig(
         128, 128, device={"preset": "rram", "stuck_on_rate": 0.005, "stuck_off_rate": 0.02},
@@ -257,20 +272,33 @@ CORE_SETS = {
 
 def run_sequencer(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
                   layer_gap: int | None = None, waves: bool = False,
-                  gen_seed: int | None = None, rtl_dir: RtlDir | None = None) -> RunResult:
+                  gen_seed: int | None = None, rtl_dir: RtlDir | None = None,
+                  stage: int | None = None) -> RunResult:
     """Generate the Sequencer of core set ``name`` (a random model drawn with ``gen_seed``,
     default ``seed``) and check it against the golden schedule. ``layer_gap``: default the
     one the core instantiates it with (:attr:`golden.core.CoreParams.layer_gap`)."""
-    build_dir = Path(build_root) / "sequencer" / name / simulator
+    build_dir = Path(build_root) / "sequencer" / (
+        name if stage is None else f"{name}-stage{stage}") / simulator
     gen_seed = seed if gen_seed is None else gen_seed
-    if layer_gap is None:
+    if stage is not None:
+        if rtl_dir is not None:
+            raise ValueError("a stage sequencer is not part of the exported regression tree")
+        layer_gap = 0           # a stage issues one layer: there is no layer boundary
         core = CORE_SETS[name]
-        layer_gap = CoreParams(compile_model(core.load(gen_seed), core.chip)).layer_gap
-    sources = _sources("sequencer", name, generate_verilog("sequencer", name, build_dir, gen_seed,
-                                                           layer_gap=layer_gap), rtl_dir)
+        mapped = compile_model(core.load(gen_seed), core.chip)
+        path = atomic_write_text(build_dir / "sequencer.v",
+                                 sequencer_verilog(mapped, 0, stage=stage))
+        sources = [path]
+    else:
+        if layer_gap is None:
+            core = CORE_SETS[name]
+            layer_gap = CoreParams(compile_model(core.load(gen_seed), core.chip)).layer_gap
+        sources = _sources("sequencer", name, generate_verilog(
+            "sequencer", name, build_dir, gen_seed, layer_gap=layer_gap), rtl_dir)
     return run_cocotb(simulator=simulator, sources=sources, toplevel="sequencer",
                       test_module="sim.tb.tb_sequencer", build_dir=build_dir,
-                      params={"set": name, "model_seed": gen_seed, "layer_gap": layer_gap},
+                      params={"set": name, "model_seed": gen_seed, "layer_gap": layer_gap,
+                              "stage": stage},
                       seed=seed, waves=waves, external=rtl_dir is not None)
 
 
@@ -438,6 +466,13 @@ NETWORK_RUNS = {
                                         _MIXED),
     "mlp_128x128_p8": NetworkRun("mnist", {"icarus": (50, 400), "verilator": (200, 450)},
                                  _MIXED, icarus_vpi=True),
+    "tiny_16x8_pipe": NetworkRun("random", {"icarus": (30, 0), "verilator": (30, 0)}, _MIXED),
+    "tiny_16x8_p3_pipe": NetworkRun("random", {"icarus": (30, 0), "verilator": (30, 0)},
+                                    {"icarus": "random", "verilator": "back_to_back"}),
+    "tiny_16x8_nonideal_p2_pipe": NetworkRun("random", {"icarus": (30, 0),
+                                                        "verilator": (30, 0)}, _MIXED),
+    "mlp_128x128_p8_pipe": NetworkRun("mnist", {"icarus": (50, 650), "verilator": (200, 700)},
+                                      _MIXED, icarus_vpi=True),
     # Icarus back to back: the programming phase's cycles are checked exactly
     "tiny_16x8_programmed": NetworkRun("random", {"icarus": (20, 0), "verilator": (40, 0)},
                                        _MIXED),

@@ -45,13 +45,15 @@ Area
     Array: ``tiles * rows * physical columns`` cells (the generated crossbar holds every tile
     of the model; ``arrays`` of the configuration bounds the parallel reads only) times
     ``chip.cell_area_um2``. Periphery: the generated core (:class:`periphery.core.BnnCore`:
-    sequencer, activation buffers, accumulator, BN-binarize, argmax; the crossbar and its
-    ADCs are outside it) synthesised by Yosys (:func:`periphery.synth.synthesize`): generic
+    sequencer, activation buffers, accumulator, BN-binarize, argmax; with ``[chip] pipeline``
+    :class:`periphery.pipeline.PipelinedCore`, all of them per layer and banked buffers; the
+    crossbar and its ADCs are outside it) synthesised by Yosys (:func:`periphery.synth.synthesize`): generic
     cells and flip-flops, a size to compare designs by, not µm² (no cell library).
 
 JSON (``mbnn report --json``, :meth:`ChipReport.as_dict` plus the command's own keys)
     ``chip``: ``rows``, ``columns``, ``mapping``, ``physical_columns``, ``adc_bits``,
-    ``arrays``, ``parallel_reads``, ``read_ports``, ``clock_mhz``, ``read_pulse_ns``,
+    ``arrays``, ``parallel_reads``, ``read_ports`` (arrays read at once: the crossbar
+    ports), ``pipeline``, ``clock_mhz``, ``read_pulse_ns``,
     ``adc_energy_pj``, ``cell_area_um2``, ``device`` (preset), ``v_read_v``, ``g_on_s``,
     ``g_off_s``. ``layers`` (one per layer): ``layer``, ``kind``, ``arrays``, ``row_tiles``,
     ``column_tiles``, ``reads_per_image``, ``read_cycles_per_image``,
@@ -71,7 +73,7 @@ JSON (``mbnn report --json``, :meth:`ChipReport.as_dict` plus the command's own 
 Sweep (``--plot``)
     Parallel reads P = 1, 2, 4, ... below the widest layer's row tiles, and that count (more
     read ports would never be used), each on ``dataclasses.replace(chip, parallel_reads=P,
-    arrays=max(chip.arrays, P))``. The energy is the same at every P (the same reads); the
+    arrays=max(chip.arrays, P))`` (pipelined: at least the stages' concurrent reads). The energy is the same at every P (the same reads); the
     core is synthesised once per P unless ``--no-synth``.
 """
 
@@ -201,9 +203,9 @@ def core_params(mapped: MappedModel) -> CoreParams:
 def synthesize_core(params: CoreParams):
     """Yosys synthesis (:func:`periphery.synth.synthesize`) of the core of ``params``:
     a :class:`periphery.synth.Synthesis`."""
-    from periphery.core import BnnCore
+    from periphery.pipeline import core_component
     from periphery.synth import synthesize
-    return synthesize(BnnCore(params), "bnn_core")
+    return synthesize(core_component(params), "bnn_core")
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,8 @@ class ChipReport:
             "chip": {"rows": chip.rows, "columns": chip.columns, "mapping": chip.mapping,
                      "physical_columns": physical_columns(chip), "adc_bits": chip.adc_bits,
                      "arrays": chip.arrays, "parallel_reads": chip.parallel_reads,
-                     "read_ports": self.read_ports, "clock_mhz": chip.clock_mhz,
+                     "read_ports": self.read_ports, "pipeline": chip.pipeline,
+                     "clock_mhz": chip.clock_mhz,
                      "read_pulse_ns": chip.read_pulse_s * 1e9,
                      "adc_energy_pj": chip.adc_energy_pj, "cell_area_um2": chip.cell_area_um2,
                      "device": chip.device.preset, "v_read_v": chip.device.v_read_v,
@@ -348,7 +351,7 @@ def chip_report(model: BnnModel, chip: ChipConfig, activity: list[LayerActivity]
             adc_energy_per_image_nj=conversions * chip.adc_energy_pj * 1e-3,
             cells=cells, array_area_um2=cells * chip.cell_area_um2))
     return ChipReport(chip=chip, layers=tuple(layers), images=images,
-                      read_ports=params.read_ports,
+                      read_ports=params.crossbar_ports,
                       compute_cycles_per_image=params.compute_cycles_per_image,
                       latency_cycles=params.latency_cycles, input_hidden=params.input_hidden,
                       periphery=periphery)
@@ -362,10 +365,14 @@ def sweep_values(mapped: MappedModel) -> list[int]:
     return out + [widest]
 
 
-def sweep_chip(chip: ChipConfig, parallel_reads: int) -> ChipConfig:
+def sweep_chip(chip: ChipConfig, parallel_reads: int,
+               mapped: MappedModel | None = None) -> ChipConfig:
     """``chip`` reading ``parallel_reads`` arrays per cycle (with at least that many
-    arrays)."""
-    return replace(chip, parallel_reads=parallel_reads, arrays=max(chip.arrays, parallel_reads))
+    arrays; a pipelined chip with the arrays every stage of ``mapped`` reads at once)."""
+    arrays = max(chip.arrays, parallel_reads)
+    if chip.pipeline and mapped is not None:
+        arrays = max(arrays, sum(min(parallel_reads, layer.row_tiles) for layer in mapped.layers))
+    return replace(chip, parallel_reads=parallel_reads, arrays=arrays)
 
 
 def _grouped(n: float) -> str:
@@ -404,6 +411,11 @@ def format_report(report: ChipReport, model_name: str) -> str:
     paced = "" if report.input_hidden else (
         " (an upper bound: this model's input loads slower than its later layers run, and "
         "the input stream sets the pace)")
+    if chip.pipeline:
+        slowest = max(layer["read_cycles_per_image"] for layer in d["layers"])
+        lines.append(f"layers pipelined across images: a stage per layer, "
+                     f"{report.read_ports} arrays read at once; the slowest stage reads in "
+                     f"{slowest} cycles per image")
     lines.append(f"cycles per image: {t['read_cycles_per_image']} of array reads, "
                  f"{t['compute_cycles_per_image']} in the steady state -> "
                  f"{_grouped(t['throughput_images_per_s'])} images/s{paced}; latency "

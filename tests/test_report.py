@@ -262,7 +262,7 @@ TOTAL_KEYS = {"arrays", "reads_per_image", "read_cycles_per_image", "compute_cyc
               "adc_energy_per_image_nj", "energy_per_image_nj", "array_power_mw", "cells",
               "array_area_um2", "array_area_mm2"}
 CHIP_KEYS = {"rows", "columns", "mapping", "physical_columns", "adc_bits", "arrays",
-             "parallel_reads", "read_ports", "clock_mhz", "read_pulse_ns", "adc_energy_pj",
+             "parallel_reads", "read_ports", "pipeline", "clock_mhz", "read_pulse_ns", "adc_energy_pj",
              "cell_area_um2", "device", "v_read_v", "g_on_s", "g_off_s"}
 
 
@@ -363,6 +363,33 @@ def test_periphery_synthesis_of_a_tiny_core(tmp_path, capsys):
     assert p["yosys"].startswith("Yosys ") and d["synthesis_s"] > 0
     # 13 row tiles of the first layer, one of the second: 14 reads; 14 + 5 + 6 cycles
     assert (d["total"]["reads_per_image"], d["total"]["compute_cycles_per_image"]) == (14, 25)
+
+
+def test_pipelined_chip_reports_the_slowest_stage_and_synthesises_its_core(tmp_path, capsys):
+    """``[chip] pipeline = true``: the steady state is the slowest layer's read cycles and the
+    latency golden.pipeline's; the arrays read at once are every stage's; the synthesised
+    periphery is the pipelined core (a stage per layer: more than the single datapath)."""
+    from golden.core import CoreParams
+    from golden.pipeline import timing
+    arch = Architecture("t", (784,), (LayerSpec("dense", 32), LayerSpec("dense", 10)))
+    path = save_model(tmp_path / "tiny.npz", random_model(arch, np.random.default_rng(1)))
+    cells = {}
+    for pipeline in ("false", "true"):
+        cfg = tmp_path / f"chip-{pipeline}.toml"
+        cfg.write_text(f"[array]\nrows = 128\ncolumns = 16\n[chip]\narrays = 8\n"
+                       f"parallel_reads = 2\ninput_words = 7\npipeline = {pipeline}\n")
+        rc, out, err = run_main(["report", "--model", str(path), "--config", str(cfg),
+                                 "--images", "2", "--json"], capsys)
+        assert rc == 0, err
+        d = json.loads(out)
+        cells[pipeline] = d["periphery"]["cells"]
+    # 784 inputs on 128 rows: 7 row tiles x 2 column tiles, then 1 x 1; two per cycle
+    assert [layer["read_cycles_per_image"] for layer in d["layers"]] == [8, 1]
+    params = CoreParams(compile_model(load_model(path), load_chip_config(cfg)))
+    assert d["chip"]["pipeline"] and d["chip"]["read_ports"] == 2 + 1 == params.crossbar_ports
+    assert d["total"]["compute_cycles_per_image"] == 8 == params.pipeline.interval
+    assert d["total"]["latency_cycles"] == timing(params.pipeline, 1).latency
+    assert cells["true"] > cells["false"]
 
 
 # --- bad input ---------------------------------------------------------------------------

@@ -142,6 +142,62 @@ def test_parallel_reads_on_rtl(name, simulator, images, offset, handshake, seed,
         assert s["mid_image_resets"] == 1
 
 
+# (core set, simulator, images, first image, handshake): layers pipelined across images. Back
+# to back, every result's cycle is golden.pipeline's; random handshakes stall both streams and
+# reset the core mid-image. The MLP at 8 reads per cycle on Verilator (2000 images, random
+# handshakes) is in `make test-long`, beside the tiny CNN one read per cycle there.
+PIPELINE_RUNS = [
+    ("tiny_16x8_pipe", "icarus", 30, 0, "back_to_back"),
+    ("tiny_16x8_p3_pipe", "icarus", 30, 0, "random"),
+    ("tiny_16x8_p3_pipe", "verilator", 30, 0, "back_to_back"),
+    ("tiny_16x8_nonideal_p2_pipe", "verilator", 30, 0, "random"),
+    ("mlp_128x128_p8_pipe", "icarus-vpi", 30, 650, "back_to_back"),
+    pytest.param("tiny_16x8_pipe", "verilator", 30, 0, "random", marks=pytest.mark.slow),
+    pytest.param("mlp_128x128_p8_pipe", "verilator", 2000, 700, "random",
+                 marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("name, simulator, images, offset, handshake", PIPELINE_RUNS,
+                         ids=[f"{(r.values if hasattr(r, 'values') else r)[0]}-"
+                              f"{(r.values if hasattr(r, 'values') else r)[1]}-"
+                              f"{(r.values if hasattr(r, 'values') else r)[4]}"
+                              for r in PIPELINE_RUNS])
+def test_pipelined_layers_on_rtl(name, simulator, images, offset, handshake, seed, build_root,
+                                 record_property):
+    """``pipeline = true``: a stage per layer with its own read ports, accumulator and
+    BN-binarize, banked activations between them. Every image's class and scores equal the
+    golden model's, every hidden layer's bits (rebuilt from the write-back trace: the banks
+    are reused before a result leaves) too, and back to back every result appears in the
+    cycle golden.pipeline's rules give -- at the slowest stage's interval in the steady
+    state."""
+    from golden.pipeline import timing
+
+    sim, _, vpi = simulator.partition("-")
+    require_simulator(sim)
+    core = CORE_SETS[name]
+    params = CoreParams(compile_model(core.load(seed), core.chip))
+    assert params.pipelined
+    gen = _generate(name, build_root, seed, f"{simulator}-{offset}")
+    assert f".PORTS(32'd{params.crossbar_ports})" in (gen / "bnn_system.v").read_text(), \
+        "the generated system does not instantiate a crossbar port per stage's read lane"
+    run = run_core(gen, sim, build_root, f"{name}-{offset}", images, offset=offset,
+                   dataset="random" if core.model == "tiny" else "mnist", seed=seed,
+                   crossbar_vpi=bool(vpi), handshake=handshake)
+    _report(run, record_property)
+    s = run.summary
+    assert s["images"] == images and s["mismatches"] == 0 and s["layer_checks"]
+    assert s["pipelined"]
+    if handshake == "back_to_back":
+        assert s["result_cycles"] == list(timing(params.pipeline, images).results)
+        interval = params.compute_cycles_per_image
+        assert interval == max(params.pipeline.stage_cycles) and params.input_hidden
+        assert s["cycles_per_image_seen"] == [interval], "not at the slowest stage's interval"
+    else:
+        assert s["mid_image_resets"] == 1
+
+
 @pytest.mark.rtl
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_random_tiny_cnn_with_saturating_adcs(simulator, seed, build_root, record_property):

@@ -19,6 +19,22 @@ def test_sequencer_rtl(name, simulator, seed, build_root, record_property):
     # idle_without_start, coverage closure
     check_cocotb_run(result, record_property, tests=5)
 
+# A pipelined core's stage sequencers (one layer each, images back to back): every layer of
+# the tiny CNN at 3 reads per cycle (groups full, partial and single; conv and dense) on
+# Icarus, its 4-row-tile layer on Verilator.
+STAGE_RUNS = [("icarus", 0), ("icarus", 1), ("icarus", 2), ("icarus", 3), ("verilator", 1)]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("simulator, stage", STAGE_RUNS,
+                         ids=[f"{sim}-layer{stage}" for sim, stage in STAGE_RUNS])
+def test_stage_sequencer_rtl(simulator, stage, seed, build_root, record_property):
+    require_simulator(simulator)
+    assert CORE_SETS["tiny_16x8_p3_pipe"].chip.pipeline
+    result = run_sequencer("tiny_16x8_p3_pipe", simulator, build_root, seed=seed, stage=stage)
+    check_cocotb_run(result, record_property, tests=5)
+
+
 def test_sets_left_out_of_the_sequencer_regression_have_a_regressed_twin(tmp_path, seed):
     """Every core set's sequencer is byte for byte the sequencer of a set the regression runs
     (the sets differ in device, ADC, mapping scheme or programming only)."""

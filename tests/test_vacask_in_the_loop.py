@@ -30,6 +30,9 @@ RUNS = [
     pytest.param("tiny_16x8", "icarus", 4, id="ideal-icarus"),
     # two arrays read per cycle: each port's read answered from VACASK
     pytest.param("tiny_16x8_nonideal_p2", "icarus", 3, id="nonideal-p2-icarus"),
+    # layers pipelined: the four stages' reads (2 + 2 + 2 + 1 ports) answered in the same
+    # cycles from VACASK
+    pytest.param("tiny_16x8_nonideal_p2_pipe", "icarus", 3, id="nonideal-p2-pipelined-icarus"),
 ]
 
 

@@ -3,7 +3,11 @@ crossbar, checked image by image against the plain golden model (:func:`golden.m
 
 Per image: the class, all class scores, and -- unless ``check_layers`` is off -- every hidden
 layer's output bits, read back from the activation buffers through the core's debug port
-while the result waits (the core starts the next image only once the result is taken).
+while the result waits (the core starts the next image only once the result is taken). A
+pipelined core (``[chip] pipeline``) overwrites a bank before the image's result leaves: there
+every hidden layer's bits are rebuilt, image by image, from the write-backs on its
+``wb_trace`` port, and back to back the cycle of every result must be the one
+:func:`golden.pipeline.timing` gives.
 
 The testbench is event-driven (no Python per clock cycle): it waits for ``i.ready`` and
 ``o.valid`` edges, so the simulator runs free in between. ``MBNN_PARAMS`` carries the generated
@@ -36,8 +40,10 @@ from golden.mapping import compile_model, mapped_infer
 from golden.mnist import binarize_pixels, load_mnist
 from golden.model import infer, load_model
 from golden.core import CoreParams
+from golden.pipeline import timing as pipeline_timing
 from golden.schedule import input_beats, layer_words, pack_words
 from periphery.core import result_layout
+from periphery.pipeline import wb_trace_layout
 from periphery.generate_model import load_programmed_chip
 from sim.coverage import STALL_CLASSES, Coverage, stall_class
 from sim.payload import PayloadCodec
@@ -255,15 +261,22 @@ async def run_network(dut):
             dut.i__payload.value = int(rng.integers(0, 1 << min(payload_bits, 62)))
             await FallingEdge(dut.clk)
 
+    first_beat_ns = []
+
     async def feed(first):
+        # a pipelined core may take the next image's first beat in the cycle after the
+        # previous image's last: the stream then keeps i.valid high across images
+        continuous = params.pipelined
         for n in range(first, count):
             words = input_beats(mapped, pixels[n])
-            await FallingEdge(dut.clk)
+            if not continuous or not int(dut.i__valid.value):
+                await FallingEdge(dut.clk)
             if not int(dut.i__ready.value):
+                dut.i__valid.value = 0
                 await RisingEdge(dut.i__ready)
                 await FallingEdge(dut.clk)
             # i.ready stays high until the image's last word
-            for w in words:
+            for k, w in enumerate(words):
                 if handshake == "random" and rng.random() < 0.2:
                     await gap()
                 dut.i__payload.value = w
@@ -271,7 +284,11 @@ async def run_network(dut):
                 if int(dut.active.value):
                     coverage.hit("input loaded while an image computes")
                 await FallingEdge(dut.clk)
-            dut.i__valid.value = 0
+                if n == 0 and k == 0:       # the rising edge that took it: half a cycle ago
+                    first_beat_ns.append(cocotb.utils.get_sim_time("ns") - CLOCK_NS / 2)
+            if not continuous:
+                dut.i__valid.value = 0
+        dut.i__valid.value = 0
 
     feeder = cocotb.start_soon(feed(1 if programming else 0))
     latencies = []
@@ -286,7 +303,56 @@ async def run_network(dut):
             if int(dut.o__valid.value) and int(dut.active.value):
                 latencies.append(round((cocotb.utils.get_sim_time("ns") - start) / CLOCK_NS))
 
+    trace_checked = {}         # hidden layer -> images whose bits the trace rebuilt
+    trace_problems: list[tuple[int, str]] = []
+    trace_next = {}            # hidden layer -> the image its next write-back belongs to
+
+    async def watch_trace():
+        """A pipelined core's write-backs, cycle by cycle: every hidden layer's words of an
+        image, rebuilt and compared with golden when the layer's write-back closes it."""
+        layout = wb_trace_layout(params)
+        elem = PayloadCodec(layout.elem_shape)
+        size = layout.elem_shape.size
+        hidden = layout.length
+        words = {li: {} for li in range(hidden)}
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            raw = dut.wb_trace.value.to_unsigned()
+            if not raw:
+                continue
+            for li in range(hidden):
+                rec = elem.unpack((raw >> (li * size)) & ((1 << size) - 1))
+                if not rec["valid"]:
+                    continue
+                width = params.buffers[li + 1].word_bits
+                if rec["write"]:
+                    words[li][rec["addr"]] = rec["data"] & ((1 << width) - 1)
+                if rec["end"]:
+                    n = trace_next.get(li, 0)
+                    want = pack_words(layer_words(mapped, li, golden.layer_bits[li][n]))
+                    got = [words[li].get(a, 0) for a in range(len(want))]
+                    bad = [a for a in range(len(want)) if got[a] != want[a]]
+                    if bad or set(words[li]) - set(range(len(want))):
+                        a = bad[0] if bad else max(words[li])
+                        trace_problems.append((n, f"layer {li} word {a}: "
+                                               f"{got[a] if bad else words[li][a]:#x} != golden "
+                                               f"{want[a] if bad else 0:#x}"))
+                    trace_checked.setdefault(li, []).append(n)
+                    trace_next[li] = n + 1
+                    words[li] = {}
+
+    def restart_trace(n):
+        """After a reset: every layer's next write-back is image ``n``'s again."""
+        for li in range(len(mapped.layers) - 1):
+            trace_next[li] = n
+
     cocotb.start_soon(watch_latency())
+    if params.pipelined and check_layers and len(mapped.layers) > 1:
+        trace_task = cocotb.start_soon(watch_trace())
+    pipelined_b2b = params.pipelined and handshake == "back_to_back"
+    if pipelined_b2b:
+        dut.o__ready.value = 1      # results are taken in the cycle they appear
     mismatches, layer_mismatches, predictions, result_times = [], 0, [], []
     compared = 0
     # A result is due within this many cycles of the previous one being taken (of reset, for
@@ -295,6 +361,8 @@ async def run_network(dut):
     budget = params.buffers[0].depth + 2 * params.compute_cycles_per_image + 100
     if handshake == "random":       # gaps of up to 6 cycles before any input word
         budget += 6 * params.buffers[0].depth
+    if params.pipelined:            # the first result: through every stage
+        budget += params.latency_cycles
     wall0 = time.perf_counter()
     resets = 0
     for n in range(count):
@@ -307,8 +375,11 @@ async def run_network(dut):
                 feeder.cancel()
                 await reset()
                 resets += 1
+                restart_trace(n)
                 feeder = cocotb.start_soon(feed(n))
         try:
+            if pipelined_b2b:
+                await ReadOnly()    # just after the edge that took the previous result
             if not int(dut.o__valid.value):
                 await with_timeout(RisingEdge(dut.o__valid), budget * CLOCK_NS, "ns")
         except SimTimeoutError:
@@ -317,7 +388,8 @@ async def run_network(dut):
         await ReadOnly()
         result_times.append(cocotb.utils.get_sim_time("ns"))
         beat = codec.unpack(dut.o__payload.value.to_unsigned())
-        await Timer(1, "ps")
+        if not pipelined_b2b:
+            await Timer(1, "ps")
         predictions.append(beat["cls"])
         want_scores = [int(v) for v in golden.scores[n]]
         problems = []
@@ -325,7 +397,7 @@ async def run_network(dut):
             problems.append(f"scores {beat['scores']} != golden {want_scores}")
         if beat["cls"] != int(golden.predictions[n]):
             problems.append(f"class {beat['cls']} != golden {int(golden.predictions[n])}")
-        if check_layers:
+        if check_layers and not params.pipelined:
             for li in range(len(mapped.layers) - 1):
                 want = pack_words(layer_words(mapped, li, golden.layer_bits[li][n]))
                 dut.dbg_buffer.value = li + 1
@@ -342,6 +414,9 @@ async def run_network(dut):
             mismatches.append(n + offset)
             if len(mismatches) <= 5:
                 dut._log.error("image %d: %s", n + offset, "; ".join(problems[:3]))
+        if pipelined_b2b:
+            await RisingEdge(dut.clk)       # o.ready is high: taken at this edge
+            continue
         await FallingEdge(dut.clk)
         if handshake == "random" and n % 5 < 4:
             # the result waits for o.ready: it must stay valid and unchanged. The stall
@@ -360,6 +435,25 @@ async def run_network(dut):
         await FallingEdge(dut.clk)
         dut.o__ready.value = 0
     wall = time.perf_counter() - wall0
+    result_cycles = None
+    if params.pipelined:
+        if check_layers and len(mapped.layers) > 1:
+            # the last write-backs of the last image precede its result: all are in
+            trace_task.cancel()
+            for n, problem in trace_problems:
+                layer_mismatches += 1
+                if n + offset not in mismatches:
+                    mismatches.append(n + offset)
+                if layer_mismatches <= 5:
+                    dut._log.error("image %d: %s", n + offset, problem)
+            for li in range(len(mapped.layers) - 1):
+                seen = sorted(set(trace_checked.get(li, [])))
+                assert seen == list(range(count)), \
+                    f"layer {li}: the write-back trace closed images {seen[:10]}..., " \
+                    f"expected all {count}"
+        if pipelined_b2b and first_beat_ns:      # (not after a programming phase)
+            t0 = first_beat_ns[0] - CLOCK_NS      # cycle 0: the first beat's
+            result_cycles = [round((t - t0) / CLOCK_NS) for t in result_times]
 
     steady = np.diff(result_times) / CLOCK_NS if count > 1 else np.array([result_times[0] / CLOCK_NS])
     assert compared == count, f"{compared} results compared for {count} images sent"
@@ -389,6 +483,9 @@ async def run_network(dut):
         # every image's cycles from its start (core active) to its result, any handshake
         "latency_cycles_seen": sorted(set(latencies)), "latencies_measured": len(latencies),
         "min_cycles_per_image": params.analytical_cycles_per_image,
+        "pipelined": params.pipelined,
+        # pipelined, back to back: every result's cycle, cycle 0 taking the first input beat
+        "result_cycles": result_cycles,
         "programming": programming,
         "sim_wall_s": wall, "images_per_s": count / wall if wall > 0 else None,
     }
@@ -396,6 +493,15 @@ async def run_network(dut):
     dut._log.info("summary: %s", summary)
     assert not mismatches, f"{len(mismatches)} of {count} images differ from the golden model " \
                            f"(first: {mismatches[:5]})"
+    if params.pipelined:
+        # The pipelined core's timing is golden.pipeline's: back to back, every result in the
+        # cycle its rules give (images then follow at the slowest stage's interval).
+        if result_cycles is not None:
+            want = list(pipeline_timing(params.pipeline, count).results)
+            assert result_cycles == want, \
+                f"result cycles {result_cycles[:8]}... differ from golden.pipeline's {want[:8]}..."
+        coverage.closure()
+        return
     # The timing is part of the contract (golden.core): every image computes in exactly the
     # same cycles whatever the handshakes, and back-to-back images follow each other at the
     # steady-state interval.

@@ -2,7 +2,10 @@
 (:func:`golden.schedule.commands`).
 
 ``MBNN_PARAMS`` names the core set (model + chip) and the model seed; the testbench rebuilds
-the same mapped model the RTL was generated from.
+the same mapped model the RTL was generated from. With ``stage`` = L the DUT is the stage
+sequencer of layer L (a pipelined core's): its golden schedule is layer L's commands, table
+entries counted from the layer's first, and images follow each other without a gap while
+``start`` is held.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ _CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 CORE = CORE_SETS[_CONFIG["set"]]
 MAPPED = compile_model(CORE.load(_CONFIG["model_seed"]), CORE.chip)
 LAYER_GAP = _CONFIG["layer_gap"]
+STAGE = _CONFIG.get("stage")
 CODEC = PayloadCodec(command_layout(MAPPED))
 LANE_CODEC = PayloadCodec(read_layout(MAPPED))
 PORTS = CODEC.fields["lanes"][3]
@@ -35,7 +39,7 @@ ENTRY_BASE = entry_base(MAPPED)
 
 # Functional coverage (sim.coverage): the last test fails if any bin was never hit.
 COVERAGE = Coverage("sequencer")
-for _l in range(len(MAPPED.layers) - 1):
+for _l in range(len(MAPPED.layers) - 1 if STAGE is None else 0):
     COVERAGE.declare(f"layer gap {_l}->{_l + 1}", f"the gap between layers {_l} and {_l + 1}, "
                      f"exactly {LAYER_GAP} idle cycles")
 COVERAGE.declare("image turnaround", "the next image's first command taken after an "
@@ -60,7 +64,7 @@ def expected_payload(cmd) -> dict:
     layer = MAPPED.layers[cmd.layer]
     reads = list(cmd.reads) + [None] * (PORTS - len(cmd.reads))
     return {"layer": cmd.layer, "tile": cmd.tile,
-            "entry": ENTRY_BASE[cmd.layer] + cmd.ct,
+            "entry": (ENTRY_BASE[cmd.layer] if STAGE is None else 0) + cmd.ct,
             "first": int(cmd.first), "last": int(cmd.last), "final": int(layer.is_output),
             "lanes": [_expected_lane(r) for r in reads],
             "write_mode": cmd.write_mode, "write_addr": cmd.write_addr,
@@ -83,7 +87,8 @@ class SequencerTB:
         self.rng = random.Random(self.seed)
         self.backpressure = backpressure
         self.scoreboard = InOrderScoreboard("sequencer", dut._log, max_reported=5)
-        self.golden = [expected_payload(c) for c in commands(MAPPED)]
+        self.golden = [expected_payload(c) for c in commands(MAPPED)
+                       if STAGE is None or c.layer == STAGE]
         self.taken: list[tuple[int, dict]] = []     # (cycle, payload)
         self.layer0_done_cycles: list[int] = []
         dut.rst.value = 1
@@ -109,7 +114,9 @@ class SequencerTB:
             ready = self.rng.random() >= self.backpressure
             self.dut.cmd__ready.value = int(ready)
             await ReadOnly()
-            if int(self.dut.idle.value) == 1 and self.dut.start.value == 1:
+            if STAGE is None and int(self.dut.idle.value) == 1 and self.dut.start.value == 1:
+                started += 1
+            if STAGE is not None and int(self.dut.began.value):
                 started += 1
             if int(self.dut.layer0_done.value):
                 self.layer0_done_cycles.append(cycle)
@@ -120,13 +127,14 @@ class SequencerTB:
                 if stalled:
                     COVERAGE.hit(f"cmd: stall of {stall_class(stalled)} cycles")
                 stalled = 0
-                if self.taken and self.taken[-1][1]["layer"] == len(MAPPED.layers) - 1 \
-                        and beat["layer"] == 0:
+                if self.taken and len(self.taken) % len(self.golden) == 0:
                     COVERAGE.hit("image turnaround")
                 self.taken.append((cycle, beat))
                 self.scoreboard.observe(beat)
         self.scoreboard.check()
         assert len(self.taken) == images * len(self.golden)
+        if STAGE is not None:
+            assert started == images, f"began pulsed {started} times for {images} images"
 
 
 @cocotb.test()
@@ -139,8 +147,8 @@ async def schedule_matches_golden(dut, backpressure):
     await tb.start()
     images = max(2, -(-400 // len(tb.golden)))
     await tb.run_images(images, start_delay=3)
-    # layer0_done marks the last layer-0 command of each image
-    n0 = MAPPED.layers[0].read_cycles(MAPPED.chip.parallel_reads)
+    # layer0_done marks the last layer-0 command of each image (a stage's: its last command)
+    n0 = MAPPED.layers[STAGE or 0].read_cycles(MAPPED.chip.parallel_reads)
     want = [tb.taken[k * len(tb.golden) + n0 - 1][0] for k in range(images)]
     assert tb.layer0_done_cycles == want, (tb.layer0_done_cycles, want)
 
@@ -148,10 +156,11 @@ async def schedule_matches_golden(dut, backpressure):
 @cocotb.test()
 async def layer_gap_and_throughput(dut):
     """Without backpressure commands come every cycle within a layer, and exactly
-    ``layer_gap`` idle cycles separate layers."""
+    ``layer_gap`` idle cycles separate layers; a stage sequencer's images, with ``start``
+    held, follow each other without an idle cycle (each taking one ``began`` pulse)."""
     tb = SequencerTB(dut, 0.0)
     await tb.start()
-    await tb.run_images(1)
+    await tb.run_images(1 if STAGE is None else 3)
     cycles = [c for c, _ in tb.taken]
     layers = [b["layer"] for _, b in tb.taken]
     for k in range(1, len(cycles)):
