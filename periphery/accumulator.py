@@ -17,12 +17,14 @@ being taken (so in the core, where ``o.ready`` is tied high, the block never sta
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.accumulator import AccumulatorParams
+
+from .views import elements
 
 __all__ = ["Accumulator", "input_layout", "output_layout"]
 
@@ -94,10 +96,11 @@ class Accumulator(wiring.Component):
             return value[:p.acc_bits].as_signed()
 
         totals, results = [], []
+        codes, biases = elements(self.i.payload.codes), elements(rd.data.bias)
         for k in range(p.lanes):
             # Expressions, not named signals: Yosys folds intermediate names into their
             # readers, which would leave them declared and unread in the Verilog.
-            code, bias = Value.cast(self.i.payload.codes[k]), Value.cast(rd.data.bias[k])
+            code, bias = codes[k], biases[k]
             total = fit(Mux(self.i.payload.first, code, code + sums[k]))
             totals.append(total)
             results.append(fit(Mux(rd.data.double, (total << 1) - bias, total - bias)))

@@ -32,6 +32,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.bn_binarize import BNBinarizeParams
 
+from .views import elements
+
 __all__ = ["BNBinarize", "input_layout", "output_layout", "entry_layout",
            "table_write_signature"]
 
@@ -163,4 +165,5 @@ class BNBinarize(wiring.Component):
         """``values >= thresholds`` lane by lane, lane 0 in bit 0."""
         if self.params.lanes == 1:
             return values >= thresholds
+        values, thresholds = elements(values), elements(thresholds)
         return Cat(*(values[k] >= thresholds[k] for k in range(self.params.lanes)))

@@ -54,6 +54,7 @@ from .accumulator import Accumulator
 from .bn_binarize import BNBinarize
 from .programming import ProgrammingController
 from .sequencer import Sequencer
+from .views import elements
 
 __all__ = ["BnnCore", "BnnSystem", "CrossbarPort", "CrossbarProgramming", "result_layout"]
 
@@ -312,9 +313,10 @@ def read_sum(m, p: CoreParams, codes, reads: list, prefix: str = "") -> Value:
     if len(reads) == 1 and p.read_sum_bits == chip.adc_bits:
         return Value.cast(codes[0] if isinstance(codes, list) else codes)
     sums = []
+    columns = [elements(codes[lane]) for lane in range(len(reads))]
     for c in range(chip.columns):
         total = Signal(signed(p.read_sum_bits), name=f"{prefix}read_sum{c}")
-        terms = [Mux(read, codes[lane][c], 0) for lane, read in enumerate(reads)]
+        terms = [Mux(read, columns[lane][c], 0) for lane, read in enumerate(reads)]
         m.d.comb += total.eq(sum(terms[1:], terms[0]))
         sums.append(total)
     return Cat(*sums)
@@ -354,8 +356,9 @@ def binarizer(m, p: CoreParams, acc, valid, table: list, name: str = "bn_binariz
     extend = bn_params.acc_width - p.accumulator.acc_bits
     assert extend >= 0, "a stored threshold is at least as wide as a value"
     parts = []
+    values = elements(acc.o.payload.values)
     for k in range(lanes):
-        v = Value.cast(acc.o.payload.values[k])
+        v = values[k]
         parts.append(Cat(v, v[-1].replicate(extend)) if extend else v)
     parts.append(Value.cast(acc.o.payload.entry))
     m.d.comb += [bn.i.valid.eq(valid), bn.i.payload.eq(Cat(*parts)),
@@ -366,7 +369,7 @@ def binarizer(m, p: CoreParams, acc, valid, table: list, name: str = "bn_binariz
 def argmax(m, p: CoreParams, acc) -> tuple:
     """``(class, scores)`` of the accumulator's output: the first class of the highest score
     (strict comparison: ties keep the lower class), combinational."""
-    scores = [acc.o.payload.values[k] for k in range(p.classes)]
+    scores = elements(acc.o.payload.values)[:p.classes]
     best = scores[0]
     cls_w = index_bits(p.classes)
     best_k = Const(0, cls_w)

@@ -100,6 +100,13 @@ def test_generate_model_with_config_file(tmp_path):
     (["generate", "--model", "models/mlp.npz", "--config", "{tmp}/beats.toml", "--out",
       "{tmp}/o"], "[chip] input_words = 5 does not divide the image: the first buffer holds 7 "
                   "words of 128 bits"),
+    # pipelined: every stage reads its own arrays (7 + 8 + 8 + 8 at 8 reads per cycle)
+    (["generate", "--model", "models/mlp.npz", "--config", "{tmp}/pipe.toml", "--out",
+      "{tmp}/o"], "[chip] pipeline = true: the layers read up to 31 arrays in one cycle "
+                  "(min(parallel_reads, row tiles) per layer: 7, 8, 8, 8) but the chip has "
+                  "arrays = 8"),
+    (["generate", "--model", "models/mlp.npz", "--config", "{tmp}/pipeflag.toml", "--out",
+      "{tmp}/o"], "pipeline must be true or false, not 'yes'"),
 ])
 def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "bad.toml").write_text("[array]\nrows = 0\n")
@@ -109,6 +116,9 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, messag
     (tmp_path / "par.toml").write_text("[chip]\nparallel_reads = 8\n")
     (tmp_path / "zero.toml").write_text("[chip]\nparallel_reads = 0\n")
     (tmp_path / "beats.toml").write_text("[chip]\ninput_words = 5\n")
+    (tmp_path / "pipe.toml").write_text("[chip]\narrays = 8\nparallel_reads = 8\n"
+                                        "pipeline = true\n")
+    (tmp_path / "pipeflag.toml").write_text("[chip]\npipeline = \"yes\"\n")
     (tmp_path / "file").write_text("the user's file\n")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("the user's notes\n")
@@ -120,8 +130,8 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, args, messag
     assert (tmp_path / "file").read_text() == "the user's file\n"
     assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's notes\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "bad.toml", "beats.toml", "file", "huge.toml", "mine", "par.toml", "wires.toml",
-        "zero.toml"]
+        "bad.toml", "beats.toml", "file", "huge.toml", "mine", "par.toml", "pipe.toml",
+        "pipeflag.toml", "wires.toml", "zero.toml"]
 
 
 @pytest.mark.parametrize("sim, path, missing", [
