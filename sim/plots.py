@@ -348,7 +348,9 @@ def parallel_reads_figure(points, model_name: str) -> Figure:
         ax.set_ylabel("images/s")
         ax.set_ylim(bottom=0)
         ax.set_title(f"{model_name} on {points[0].chip.rows}x{points[0].chip.columns} arrays, "
-                     f"{points[0].chip.clock_mhz:g} MHz", fontsize="medium")
+                     f"{points[0].chip.clock_mhz:g} MHz"
+                     + (", layers pipelined" if points[0].chip.pipeline else ""),
+                     fontsize="medium")
         ax = axes[1]
         for key, label in (("crossbar", "crossbar reads"), ("adc", "ADC conversions")):
             ax.plot(x, [p._sum(f"{key}_energy_per_image_nj") for p in points], "-o",
