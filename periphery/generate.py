@@ -15,7 +15,8 @@ from .accumulator import Accumulator
 from .bn_binarize import BNBinarize
 
 __all__ = ["BLOCKS", "check_module_name", "verilog_source", "bn_binarize_verilog",
-           "accumulator_verilog", "sequencer_verilog", "programming_verilog"]
+           "accumulator_verilog", "sequencer_verilog", "programming_verilog",
+           "update_unit_verilog"]
 
 
 def check_module_name(name: str) -> None:
@@ -98,6 +99,13 @@ def sequencer_verilog(mapped, layer_gap: int, name: str = "sequencer",
     if stage is not None:
         described["stage"] = stage
     return verilog_source(Sequencer(mapped, layer_gap, layer=stage), name, described)
+
+
+def update_unit_verilog(params, name: str = "update_unit") -> str:
+    """The mixed-precision UpdateUnit of in-situ training (chi memory starting at 0)."""
+    from .update_unit import UpdateUnit
+    check_module_name(name)
+    return verilog_source(UpdateUnit(params), name, params)
 
 
 # Block name on the command line -> (parameter class, Verilog emitter).

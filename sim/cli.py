@@ -337,10 +337,11 @@ def _cmd_report(args) -> int:
 
 
 # Blocks whose Verilog is generated from Amaranth (the crossbar is hand-written, behavioural)
-SYNTH_BLOCKS = ("bn_binarize", "accumulator", "sequencer", "programming", "network")
+SYNTH_BLOCKS = ("bn_binarize", "accumulator", "sequencer", "programming", "update_unit",
+                "network")
 # What `mbnn synth` synthesises without --filter: every block set and the cores of the shipped
 # MLP and of the tiny CNN (the shipped CNN's cores take longer: select them with --filter)
-_SYNTH_DEFAULT = ("^(bn_binarize|accumulator|sequencer|programming)/"
+_SYNTH_DEFAULT = ("^(bn_binarize|accumulator|sequencer|programming|update_unit)/"
                   "|^network/(mlp_128x128|tiny_16x8)$")
 
 

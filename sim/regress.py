@@ -31,7 +31,8 @@ COSTS_FILE = Path(__file__).with_name("regress_costs.json")
 # Estimates for tests the cost file does not know (a new parameter set): seconds per block on
 # (icarus, verilator), rounded from earlier measurements of the same blocks.
 _ESTIMATE_S = {"bn_binarize": (3, 8), "accumulator": (4, 9), "sequencer": (4, 9),
-               "programming": (4, 9), "crossbar": (4, 10), "network": (60, 60)}
+               "programming": (4, 9), "update_unit": (4, 9), "crossbar": (4, 10),
+               "network": (60, 60)}
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,9 @@ def run_test(test: RegressionTest, seed: int, build_root: str, rtl_dir: str | No
                                      gen_seed=gen_seed, rtl_dir=ext)
         elif test.block == "programming":
             result = r.run_programming(test.set, test.simulator, root, seed, waves, gen_seed,
+                                       rtl_dir=ext)
+        elif test.block == "update_unit":
+            result = r.run_update_unit(test.set, test.simulator, root, seed, waves,
                                        rtl_dir=ext)
         elif test.block == "crossbar":
             result = r.run_crossbar(test.set, test.simulator, root, seed, waves=waves,

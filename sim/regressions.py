@@ -18,11 +18,12 @@ from golden.fileio import atomic_write_bytes, atomic_write_text
 from golden.mapping import compile_model
 from golden.model import Architecture, LayerSpec, load_model
 from golden.programming import WriteVerifyPolicy
+from golden.update_unit import UpdateUnitParams
 from golden.widths import index_bits
 from periphery.accumulator import Accumulator
 from periphery.bn_binarize import BNBinarize
 from periphery.generate import (accumulator_verilog, bn_binarize_verilog,
-                                programming_verilog, sequencer_verilog)
+                                programming_verilog, sequencer_verilog, update_unit_verilog)
 from periphery.sequencer import Sequencer
 from periphery.generate_model import CROSSBAR_SOURCE
 
@@ -33,7 +34,8 @@ __all__ = ["BN_BINARIZE_SETS", "run_bn_binarize", "ACCUMULATOR_SETS", "run_accum
            "accumulator_table", "CORE_SETS", "CoreSet", "TINY_ARCH", "run_sequencer", "CoreRun",
            "run_core", "CROSSBAR_SETS", "run_crossbar", "NETWORK_RUNS", "NetworkRun",
            "generate_network", "run_network", "regression_sets", "generate_verilog",
-           "regression_component", "PROGRAMMING_SETS", "ProgrammingSet", "run_programming"]
+           "regression_component", "PROGRAMMING_SETS", "ProgrammingSet", "run_programming",
+           "UPDATE_UNIT_SETS", "run_update_unit"]
 
 # Parameter sets of the BN-binarize regression, chosen for coverage of the corners:
 BN_BINARIZE_SETS = {
@@ -114,6 +116,34 @@ def run_accumulator(name: str, simulator: str, build_root: Path, seed: int = DEF
                       test_module="sim.tb.tb_accumulator", build_dir=build_dir,
                       params={"params": asdict(params), "table": str(table_file)}, seed=seed,
                       waves=waves, external=rtl_dir is not None)
+
+
+# --- mixed-precision update unit (in-situ training) -----------------------------------------
+
+# Three layers with granularities that are and are not powers of two; the first with a cap of
+# 3 pulses per update (multi-level devices), the second a binary device's single pulse with a
+# wider chi and updates as wide as chi (saturation in one update).
+UPDATE_UNIT_SETS = {
+    "l3_chi12_cap3": UpdateUnitParams(chi_bits=12, frac_bits=8, update_bits=10,
+                                      epsilon=(40, 64, 100), layer_sizes=(50, 30, 20),
+                                      max_pulses=3),
+    "l2_chi16_cap1": UpdateUnitParams(chi_bits=16, frac_bits=10, update_bits=16,
+                                      epsilon=(1024, 77), layer_sizes=(24, 40), max_pulses=1),
+}
+
+
+def run_update_unit(name: str, simulator: str, build_root: Path, seed: int = DEFAULT_SEED,
+                    waves: bool = False, rtl_dir: RtlDir | None = None) -> RunResult:
+    """Generate the UpdateUnit of parameter set ``name`` and run its cocotb testbench (on
+    ``rtl_dir``'s Verilog when given)."""
+    build_dir = Path(build_root) / "update_unit" / name / simulator
+    params = UPDATE_UNIT_SETS[name]
+    sources = _sources("update_unit", name, generate_verilog("update_unit", name, build_dir,
+                                                             seed), rtl_dir)
+    return run_cocotb(simulator=simulator, sources=sources, toplevel="update_unit",
+                      test_module="sim.tb.tb_update_unit", build_dir=build_dir,
+                      params={"params": asdict(params)}, seed=seed, waves=waves,
+                      external=rtl_dir is not None)
 
 
 # --- write-verify programming controller --------------------------------------------------
@@ -536,6 +566,7 @@ def regression_sets() -> dict[str, list[str]]:
     return {"bn_binarize": list(BN_BINARIZE_SETS), "accumulator": list(ACCUMULATOR_SETS),
             "sequencer": sequencer_sets(),
             "programming": list(PROGRAMMING_SETS),
+            "update_unit": list(UPDATE_UNIT_SETS),
             "crossbar": list(CROSSBAR_SETS), "network": list(NETWORK_RUNS)}
 
 
@@ -558,6 +589,9 @@ def regression_component(block: str, name: str, seed: int = DEFAULT_SEED,
         from periphery.programming import ProgrammingController
         pset = PROGRAMMING_SETS[name]
         return ProgrammingController(pset.policy, pset.targets(seed)), "programming_controller"
+    if block == "update_unit":
+        from periphery.update_unit import UpdateUnit
+        return UpdateUnit(UPDATE_UNIT_SETS[name]), "update_unit"
     if block == "network":
         from periphery.generate_model import TOPLEVEL, build_system
         core = CORE_SETS[name]
@@ -594,6 +628,10 @@ def generate_verilog(block: str, name: str, out_dir: Path, seed: int = DEFAULT_S
         path = atomic_write_text(out_dir / "programming_controller.v",
                                  programming_verilog(pset.policy, pset.targets(seed)))
         return {"programming_controller.v": (path, "programming_controller")}
+    if block == "update_unit":
+        path = atomic_write_text(out_dir / "update_unit.v",
+                                 update_unit_verilog(UPDATE_UNIT_SETS[name]))
+        return {"update_unit.v": (path, "update_unit")}
     if block == "crossbar":
         CROSSBAR_SETS[name]     # a KeyError names an unknown set
         return {"mbnn_crossbar.v": (CROSSBAR_SOURCE, "mbnn_crossbar")}

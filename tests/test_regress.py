@@ -320,8 +320,8 @@ def test_every_generated_block_and_core_is_clean_under_verilator_wall(tmp_path):
         assert done.returncode == 0 and "%Warning" not in done.stderr, f"{key}:\n{done.stderr}"
         linted.append(key)
     blocks = {k.split("/")[0] for k in linted}
-    assert blocks == {"bn_binarize", "accumulator", "sequencer", "programming", "crossbar",
-                      "network"}
+    assert blocks == {"bn_binarize", "accumulator", "sequencer", "programming", "update_unit",
+                      "crossbar", "network"}
     assert len(linted) == len({t.key for t in plan(("verilator",))})
 
 

@@ -1,0 +1,76 @@
+"""The update unit's golden arithmetic (golden.update_unit) by hand, and its parameter checks."""
+
+import numpy as np
+import pytest
+
+from golden.update_unit import UpdateUnitParams, apply_updates, to_fixed
+
+P = UpdateUnitParams(chi_bits=8, frac_bits=4, update_bits=6, epsilon=(10, 7),
+                     layer_sizes=(3, 2), max_pulses=2)
+
+
+def test_pulses_by_hand():
+    """Weights 0-2 have epsilon 10, 3-4 epsilon 7; at most 2 pulses per update."""
+    chi = np.zeros(P.weights, np.int64)
+    cmds = apply_updates(P, chi, [
+        (0, 9),      # 9 < 10: no pulse, chi 9
+        (0, 1),      # 10 = 1 eps: +1, chi 0
+        (1, -25),    # |-25| = 2.5 eps: -2, chi -5 (trunc towards zero keeps the sign)
+        (1, -5),     # -10: -1, chi 0
+        (3, 31),     # 31 = 4.4 eps of 7: capped at +2, chi 17
+        (3, 0),      # 17 = 2.4 eps: +2, chi 3
+        (4, -6),     # 6 < 7: nothing, chi -6
+    ])
+    assert cmds == [(0, 1), (1, -2), (1, -1), (3, 2), (3, 2)]
+    assert chi.tolist() == [0, 0, 0, 3, -6]
+
+
+def test_saturation_at_both_ends():
+    """7-bit chi (-64..63), epsilon 60, one pulse per update: the sum saturates before the
+    pulse is counted, so the remainder is taken from the saturated value."""
+    p = UpdateUnitParams(chi_bits=7, frac_bits=0, update_bits=7, epsilon=(60,),
+                         layer_sizes=(1,), max_pulses=1)
+    chi = np.zeros(1, np.int64)
+    assert apply_updates(p, chi, [(0, 59), (0, 59)]) == [(0, 1)]
+    assert chi[0] == 63 - 60                # not 118 - 60
+    chi[0] = 0
+    assert apply_updates(p, chi, [(0, -59), (0, -59)]) == [(0, -1)]
+    assert chi[0] == -64 + 60               # not -118 + 60
+
+
+def test_to_fixed_rounds_half_up():
+    assert to_fixed([0.5 / 16, -0.5 / 16, 1.0, -1.03], 4).tolist() == [1, 0, 16, -16]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epsilon": (0, 7)}, r"epsilon\[0\] must be a positive integer"),
+    ({"epsilon": (10, -1)}, r"epsilon\[1\] must be a positive integer"),
+    ({"epsilon": (10, 200)}, r"epsilon\[1\] = 200 LSBs does not fit a chi of 8 bits"),
+    ({"epsilon": (10,)}, "epsilon needs one value per layer: 1 for 2 layers"),
+    ({"chi_bits": 1}, "chi_bits must be an integer in 2..32"),
+    ({"update_bits": 9}, "update_bits must be an integer in 2..8"),
+    ({"max_pulses": 0}, "max_pulses must be an integer in 1..15"),
+])
+def test_bad_parameters_are_refused(kwargs, message):
+    base = dict(chi_bits=8, frac_bits=4, update_bits=6, epsilon=(10, 7), layer_sizes=(3, 2),
+                max_pulses=2)
+    with pytest.raises(ValueError, match=message):
+        UpdateUnitParams(**{**base, **kwargs})
+
+
+def test_a_learning_rate_that_saturates_on_the_first_update_is_refused():
+    # updates of 6 bits hold up to 31 LSBs = 31/16 at 4 fraction bits
+    assert P.check_learning_rate(0.1, 10.0) == 16
+    with pytest.raises(ValueError, match=r"learning rate 0.5: an update of up to 5 is 80 LSBs"):
+        P.check_learning_rate(0.5, 10.0)
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="learning rate must be a positive finite number"):
+            P.check_learning_rate(bad, 1.0)
+
+
+def test_updates_outside_the_memory_or_width_are_refused():
+    chi = np.zeros(P.weights, np.int64)
+    with pytest.raises(ValueError, match="update index 5 outside 0..4"):
+        apply_updates(P, chi, [(5, 1)])
+    with pytest.raises(ValueError, match="update 32 outside the 6-bit range"):
+        apply_updates(P, chi, [(0, 32)])
