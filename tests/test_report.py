@@ -366,30 +366,34 @@ def test_periphery_synthesis_of_a_tiny_core(tmp_path, capsys):
 
 
 def test_pipelined_chip_reports_the_slowest_stage_and_synthesises_its_core(tmp_path, capsys):
-    """``[chip] pipeline = true``: the steady state is the slowest layer's read cycles and the
-    latency golden.pipeline's; the arrays read at once are every stage's; the synthesised
-    periphery is the pipelined core (a stage per layer: more than the single datapath)."""
+    """``[chip] pipeline = true``: the steady state is the slowest layer's read cycles (the
+    single datapath's is their sum plus gaps) and the latency golden.pipeline's; the arrays
+    read at once are every stage's; the synthesised periphery is the pipelined core: its
+    first buffer holds three images, as flip-flops (the one synthesis of this test)."""
     from golden.core import CoreParams
     from golden.pipeline import timing
-    arch = Architecture("t", (784,), (LayerSpec("dense", 32), LayerSpec("dense", 10)))
+    arch = Architecture("t", (784,), (LayerSpec("dense", 16), LayerSpec("dense", 10)))
     path = save_model(tmp_path / "tiny.npz", random_model(arch, np.random.default_rng(1)))
-    cells = {}
+    reports = {}
     for pipeline in ("false", "true"):
         cfg = tmp_path / f"chip-{pipeline}.toml"
-        cfg.write_text(f"[array]\nrows = 128\ncolumns = 16\n[chip]\narrays = 8\n"
-                       f"parallel_reads = 2\ninput_words = 7\npipeline = {pipeline}\n")
+        cfg.write_text(f"[array]\nrows = 64\ncolumns = 16\n[chip]\npipeline = {pipeline}\n")
         rc, out, err = run_main(["report", "--model", str(path), "--config", str(cfg),
-                                 "--images", "2", "--json"], capsys)
+                                 "--images", "2", "--json"]
+                                + (["--no-synth"] if pipeline == "false" else []), capsys)
         assert rc == 0, err
-        d = json.loads(out)
-        cells[pipeline] = d["periphery"]["cells"]
-    # 784 inputs on 128 rows: 7 row tiles x 2 column tiles, then 1 x 1; two per cycle
-    assert [layer["read_cycles_per_image"] for layer in d["layers"]] == [8, 1]
+        reports[pipeline] = json.loads(out)
+    d = reports["true"]
+    # 784 inputs on 64 rows: 13 row tiles, then 1; in sequence 13 + 5 + 1 + 6
+    assert [layer["read_cycles_per_image"] for layer in d["layers"]] == [13, 1]
+    assert reports["false"]["total"]["compute_cycles_per_image"] == 13 + 5 + 1 + 6
     params = CoreParams(compile_model(load_model(path), load_chip_config(cfg)))
-    assert d["chip"]["pipeline"] and d["chip"]["read_ports"] == 2 + 1 == params.crossbar_ports
-    assert d["total"]["compute_cycles_per_image"] == 8 == params.pipeline.interval
+    assert d["chip"]["pipeline"] and d["chip"]["read_ports"] == 1 + 1 == params.crossbar_ports
+    assert d["total"]["compute_cycles_per_image"] == 13 == params.pipeline.interval
     assert d["total"]["latency_cycles"] == timing(params.pipeline, 1).latency
-    assert cells["true"] > cells["false"]
+    # 13 input beats, a start, 13 commands: a bank is busy 27 cycles, 3 banks at 13 per image
+    assert params.pipeline.banks[0] == 3
+    assert d["periphery"]["flip_flops"] >= 3 * 13 * 64
 
 
 # --- bad input ---------------------------------------------------------------------------
