@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from golden.update_unit import UpdateUnitParams, apply_updates, to_fixed
+from golden.update_unit import UpdateUnitParams, apply_update_batch, apply_updates, to_fixed
 
 P = UpdateUnitParams(chi_bits=8, frac_bits=4, update_bits=6, epsilon=(10, 7),
                      layer_sizes=(3, 2), max_pulses=2)
@@ -74,3 +74,23 @@ def test_updates_outside_the_memory_or_width_are_refused():
         apply_updates(P, chi, [(5, 1)])
     with pytest.raises(ValueError, match="update 32 outside the 6-bit range"):
         apply_updates(P, chi, [(0, 32)])
+
+
+def test_a_batch_of_updates_equals_the_sequential_twin(seed):
+    """One update per weight at once (training) equals the update-by-update arithmetic the
+    RTL implements, on random chi and updates reaching both saturation ends (seeded)."""
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    p = UpdateUnitParams(chi_bits=10, frac_bits=6, update_bits=9, epsilon=(37, 64, 5),
+                         layer_sizes=(200, 150, 50), max_pulses=4)
+    chi = rng.integers(p.chi_min, p.chi_max, size=p.weights, endpoint=True)
+    deltas = rng.integers(p.update_min, p.update_max, size=p.weights, endpoint=True)
+    total = chi + deltas
+    assert ((total > p.chi_max) | (total < p.chi_min)).any(), "no sum saturates"
+    order = rng.permutation(p.weights)          # the order does not matter: one per weight
+    seq = chi.copy()
+    cmds = apply_updates(p, seq, [(int(i), int(deltas[i])) for i in order])
+    n = apply_update_batch(p, chi, deltas)
+    assert np.array_equal(chi, seq)
+    assert sorted(cmds) == sorted((int(i), int(n[i])) for i in np.flatnonzero(n))
+    assert (np.abs(n) == p.max_pulses).any() and (n == 0).any()
