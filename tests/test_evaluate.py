@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_fast_read_equals_the_exact_read_without_noise(seed):
     """Matrix-product reads give the exact read's codes (they could differ only within ulps
     of an ADC boundary): the tiny CNN on a non-ideal chip and the MLP on an RRAM chip."""
+    print(f"seed {seed}")
     core = CORE_SETS["tiny_16x8_nonideal"]
     mapped = compile_model(core.load(seed), core.chip)
     state = program_chip(mapped, seed)
@@ -116,7 +117,7 @@ def test_evaluate_bad_input(args, message):
 
 
 @pytest.mark.parametrize("cells", ["halves", "thirds"])
-def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells):
+def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells, monkeypatch):
     """Values on or next to a rounding boundary k + 0.5, where float32 products and the exact
     double sum round differently (and rint, the fast read's rounding, differs from
     floor(x + 0.5) on exact ties). ``halves``: cells of 0.5 and 1.5 weights plus or minus a
@@ -128,6 +129,7 @@ def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells):
     so that it cannot pass vacuously."""
     from dataclasses import replace
 
+    import golden.analog.evaluate as evaluate
     from golden.analog.chip_state import analog_read
     from golden.analog.evaluate import layer_reader
     from golden.mapping import accumulate
@@ -157,9 +159,72 @@ def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells):
         cols = min(mapped.chip.columns, lay.out_channels - c * mapped.chip.columns)
         return analog_read(b, state, tile, cols)
 
+    recomputed = []
+    original = evaluate._exact_codes
+
+    def counting(bit_rows, tiles, t, j, chip_state):
+        recomputed.append(len(j))
+        return original(bit_rows, tiles, t, j, chip_state)
+
+    monkeypatch.setattr(evaluate, "_exact_codes", counting)
     fast = accumulate(bits, layer, mapped.chip, read_layer=layer_reader(mapped, state))
     np.testing.assert_array_equal(fast, accumulate(bits, layer, mapped.chip, read=exact))
-    # how many values the test put next to a boundary (row tile 0, column tile 0)
-    d = state.g_diff_s[layer.tile_base, :mapped.chip.rows]
-    x = bits[:, :mapped.chip.rows] @ d / state.g_unit_s + state.adc_offset_lsb[layer.tile_base]
-    assert np.sum(np.abs(x - np.floor(x) - 0.5) < 1e-6) > 1000
+    # how many values the test put next to a boundary, over all the layer's arrays: every
+    # one of them must have been recomputed (more may be: the margin is a bound)
+    near = 0
+    rows, out = layer.weights.shape
+    for r in range(layer.row_tiles):
+        rsl = slice(r * mapped.chip.rows, min((r + 1) * mapped.chip.rows, rows))
+        for c in range(layer.column_tiles):
+            tile = layer.tile_base + c * layer.row_tiles + r
+            k = min(mapped.chip.columns, out - c * mapped.chip.columns)
+            d = state.g_diff_s[tile, :rsl.stop - rsl.start, :k]
+            x = bits[:, rsl] @ d / state.g_unit_s + state.adc_offset_lsb[tile, :k]
+            near += int(np.sum(np.abs(x - np.floor(x) - 0.5) < 1e-6))
+    print(f"{near} values within 1e-6 of a boundary, {sum(recomputed)} recomputed")
+    assert near > 1000
+    assert sum(recomputed) >= near
+
+
+def test_exact_codes_resolve_values_on_a_boundary(seed):
+    """The exact step of the evaluation read (a double sum in any order, then the read's own
+    sequential sum where the first one's error interval straddles a boundary) gives
+    :func:`analog_read`'s codes on values within 1e-15 LSB of a boundary -- cells of +-1/3
+    and offsets 1/6 put a third of them there -- and the sequential sum is really taken for
+    them (the interval of at least 100 of them holds two codes)."""
+    from dataclasses import replace
+
+    from golden.analog.chip_state import analog_read
+    from golden.analog.evaluate import _U64, _exact_codes, _layer_tiles
+
+    print(f"seed {seed}")
+    core = CORE_SETS["tiny_16x8_nonideal"]
+    mapped = compile_model(core.load(seed), core.chip)
+    state = program_chip(mapped, seed)
+    rng = np.random.default_rng(seed)
+    shape = state.g_pos_s.shape
+    g_neg = np.full(shape, 2.0) * state.g_unit_s
+    g_pos = g_neg + rng.choice([-1 / 3, 1 / 3], size=shape) * state.g_unit_s
+    state = replace(state, g_pos_s=g_pos, g_neg_s=g_neg, adc_gain=np.ones_like(state.adc_gain),
+                    adc_offset_lsb=np.full(state.adc_offset_lsb.shape, 1 / 6))
+    layer = mapped.layers[0]
+    tiles = _layer_tiles(layer, state, 0.0)
+    r = tiles.d64t.shape[2]
+    n = 2000
+    t = rng.integers(0, layer.row_tiles, n)
+    j = rng.integers(0, min(mapped.chip.columns, layer.out_channels), n)
+    bit_rows = (rng.random((n, r)) < 0.5).astype(np.uint8)
+    rows = layer.weights.shape[0]
+    for k in range(n):                          # a short last tile's missing rows read 0
+        bit_rows[k, max(0, rows - t[k] * r):] = 0
+    want = np.array([analog_read(bit_rows[k:k + 1, :min(r, rows - t[k] * r)], state,
+                                 layer.tile_base + t[k])[0, j[k]] for k in range(n)])
+    np.testing.assert_array_equal(_exact_codes(bit_rows, tiles, t, j, state), want)
+    # values whose any-order double sum cannot decide the code alone
+    s = np.einsum("kr,kr->k", bit_rows, tiles.d64t[t, j])
+    width = 4 * (r * _U64 / (1 - r * _U64)) * tiles.abs_sum[t, j]
+    half_up = s / state.g_unit_s + 1 / 6 + 0.5             # the code is floor of this
+    straddles = (np.floor(half_up + width / state.g_unit_s)
+                 != np.floor(half_up - width / state.g_unit_s))
+    print(f"{int(straddles.sum())} of {n} values summed sequentially")
+    assert straddles.sum() >= 100

@@ -4,24 +4,28 @@
 exact read (:func:`golden.analog.chip_state.analog_read`), at the speed of float32 matrix
 products. Per layer and row tile, the arrays of all its column tiles form one matrix whose
 entries are ``(G+ - G-) * V_read / lsb * gain`` -- the ADC's input in LSB per driven row --
-so a read is one product ``bits @ D`` plus the offset (``+ 0.5`` with noise), then
-rounding and saturation. A layer's row tiles are stacked, so one batched product reads a
-block of reads on all of them.
+under one row holding the ADC offset (``+ 0.5`` with noise), read by a constant 1 input. A
+read is then one product ``[1, bits] @ D`` -- the offset included -- then rounding and
+saturation. A block of reads (a row tile's values filling 1 MiB) goes through one row tile
+after another, each tile's codes summed into the layer's.
 
 **Exact without noise.** A float32 product differs from the exact read's double sum, but by
 at most a bound known in advance: for a sum of ``k`` non-zero terms in any order,
 ``gamma_k * sum |terms|`` with ``gamma_k = k u / (1 - k u)``, ``u = 2**-24`` (Higham,
 *Accuracy and Stability of Numerical Algorithms*, 2nd ed., section 3.1; the bound holds for
 every summation order, so for any BLAS, and a cell read with 0 adds an exact zero). A read
-driving ``k`` rows thus has the margin ``gamma_(k+8) * (k * max|D_j| + |offset_j| + 1)`` in
-column ``j``, the extra terms covering the rounding of ``D``'s entries. A value farther than
-its margin from a rounding boundary (``j + 0.5``) rounds to the exact read's code. One
-threshold per row tile (every row driven, the tile's largest cell) flags candidates in one
-pass; each candidate is then held to its own read's driven rows and column, and the values
-within that margin (0.065 % on the shipped MLP's hidden layers, 0.007 % on its first layer,
-demo chip) are recomputed with the exact read's double operations, in its order. So the
-codes equal :func:`analog_read`'s on every read (tested, also on arrays built to put most
-values on a boundary), and the RTL's.
+driving ``k`` rows sums ``k + 1`` non-zero terms (the offset is one), so it has the margin
+``gamma_(k+8) * (k * max|D_j| + |offset_j| + 1)`` in column ``j``, the extra terms covering
+the rounding of ``D``'s entries. A value farther than its margin from a rounding boundary
+(``j + 0.5``) rounds to the exact read's code. One threshold per row tile and block (its
+most driven read, the tile's largest cell and offset) flags candidates in one pass; each
+candidate is then held to its own read's driven rows and column, and the values within
+that margin (about 0.05 % on the shipped MLP, demo chip) get the exact read's code: a double
+sum in any order decides it wherever the interval its error bound allows holds one code
+(every ADC step is monotone in the sum), and the rest -- within about 1e-13 LSB of a
+boundary -- are summed with the exact read's double operations, in its order. So the codes
+equal :func:`analog_read`'s on every read (tested, also on arrays built to put most values
+on a boundary), and the RTL's.
 
 Read noise: each cell's conductance seen by a read is ``G (1 + read_noise_std z)``, a fresh
 normal per cell per read. The column current is then Gaussian around its noise-free value
@@ -32,7 +36,9 @@ no exact code to meet, and no recomputation.
 
 Images go through in chunks of at most 2**22 read-input bits and 2**21 column sums per
 layer, so convolution layers (a read per output pixel) do not need gigabytes for 10 000
-images, and the chunks run on both cores.
+images, and the chunks run on both cores. The noise is drawn per group of reads filling
+2**18 values over all row tiles, whatever the block: the draws, and so the noisy results,
+are those of the batched layout this module had before its blocks grew.
 """
 
 from __future__ import annotations
@@ -55,22 +61,25 @@ __all__ = ["fast_analog_infer", "layer_reader", "ChipAccuracy", "evaluate_chips"
 _U32 = 2.0 ** -24               # unit roundoff of float32
 _CHUNK_ELEMENTS = 1 << 22       # read-input entries per layer and chunk (4 MiB of bits)
 _CHUNK_VALUES = 1 << 21         # column sums per layer and chunk (8 MiB of float32)
-_BLOCK_ELEMENTS = 1 << 18       # values per block of reads, all row tiles (1 MiB of float32:
-                                # measured as fast as 2 MiB alone and faster on two threads)
+_BLOCK_ELEMENTS = 1 << 18       # values per group of reads drawing its noise, all row tiles
+_TILE_VALUES = 1 << 18          # values per block of reads, one row tile (1 MiB of float32)
 
 
 @dataclass(frozen=True)
 class _LayerTiles:
-    """A layer's ``T`` row tiles, each with all its column tiles side by side, stacked so
-    that one batched product reads them all (module docstring). Tiles shorter than ``r``
-    rows (the layer's last) are padded with zero cells, read by zero inputs."""
+    """A layer's ``T`` row tiles, each with all its column tiles side by side, one matrix per
+    row tile (module docstring). Tiles shorter than ``r`` rows (the layer's last) are padded
+    with zero cells, read by zero inputs."""
 
     rows: int                   # the layer's crossbar rows (T * r after padding)
-    d32: np.ndarray             # (T, r, out) float32: ADC input in LSB per driven row
-    offset32: np.ndarray        # (T, 1, out) float32: ADC offset in LSB (+ 0.5 with noise)
-    limit: np.ndarray           # (T, 1, 1) float32: residuals above it are near a boundary
+    d32: np.ndarray             # (T, 1 + r, out) float32: row 0 the ADC offset in LSB (+ 0.5
+                                # with noise), read by a constant 1 input; rows 1..r the ADC
+                                # input in LSB per driven row
     d64t: np.ndarray            # (T, out, r) float64: G+ - G-, the exact read's cells
     column_max: np.ndarray      # (T, out) float64: max |d32| per column
+    offset_abs: np.ndarray      # (T, out) float64: |offset row of d32|
+    tile_max: np.ndarray        # (T, 2) float64: largest column_max and offset_abs per tile
+    abs_sum: np.ndarray         # (T, out) float64: sum over rows of |G+ - G-|
     saturates: bool             # some column can reach a code outside the ADC's range
     gain: np.ndarray            # (T, out) float64
     offset: np.ndarray          # (T, out) float64
@@ -80,7 +89,8 @@ class _LayerTiles:
 def _margin(driven, cell_max, offset_max):
     """A bound on |float32 value - exact value| (LSB) of reads driving ``driven`` rows whose
     terms are at most ``cell_max`` and whose offset is at most ``offset_max`` (LSB): ``k + 1``
-    non-zero terms (cells read with 0 add exact zeros); the +8 covers the rounding of the
+    non-zero terms (cells read with 0 add exact zeros; the offset is one term of the product,
+    read by a constant 1, or one addition after it); the +8 covers the rounding of the
     float32 entries, 1e-9 the exact read's own double roundings."""
     k = np.asarray(driven, np.float64)
     size = k * cell_max + offset_max + 1.0
@@ -104,57 +114,91 @@ def _layer_tiles(layer: MappedLayer, state: ProgrammedChip,
             tile = layer.tile_base + c * layer.row_tiles + t
             cols = slice(c * chip.columns, min((c + 1) * chip.columns, out))
             k = cols.stop - cols.start
-            d64[t, :n, cols] = state.g_diff_s[tile, :n, :k]
+            # this array's own subtraction: the property subtracts the whole chip (25 MB on
+            # the MLP's 192 arrays), which, once per array, took a second per call
+            d64[t, :n, cols] = state.g_pos_s[tile, :n, :k] - state.g_neg_s[tile, :n, :k]
             gain[t, cols] = state.adc_gain[tile, :k]
             offset[t, cols] = state.adc_offset_lsb[tile, :k]
             if read_noise_std:
                 g_sq[t, :n, cols] = (state.g_pos_s[tile, :n, :k] ** 2
                                      + state.g_neg_s[tile, :n, :k] ** 2)
     scale = (state.v_read_v / lsb_a) * gain[:, None, :]
-    d32 = (d64 * scale).astype(np.float32)
+    d32 = np.empty((t_count, 1 + r, out), np.float32)
+    np.multiply(d64, scale, out=d32[:, 1:])     # the double product, rounded once to float32
     # without noise the rounding is rint (ties, the only place it differs from floor(x + 0.5),
     # are within the margin and recomputed); with noise floor(x + 0.5)
-    offset32 = (offset + 0.5 if read_noise_std else offset).astype(np.float32)[:, None, :]
-    column_max = np.max(np.abs(d32), axis=1).astype(np.float64)
-    offset_abs = np.abs(offset32[:, 0, :]).astype(np.float64)
-    # the margin of a read driving every row with the tile's largest cells bounds every
-    # value's: one threshold per tile, rounded down to float32
-    bound = 0.5 - _margin(r, column_max.max(axis=1), offset_abs.max(axis=1))
-    limit = bound.astype(np.float32)
-    limit = np.where(limit > bound, np.nextafter(limit, np.float32(0)), limit)
-    size = np.abs(d32).astype(np.float64).sum(axis=1) + offset_abs + 1.0
+    d32[:, 0] = offset + 0.5 if read_noise_std else offset
+    column_max = np.maximum(d32[:, 1:].max(axis=1), -d32[:, 1:].min(axis=1)).astype(np.float64)
+    offset_abs = np.abs(d32[:, 0]).astype(np.float64)
+    abs_sum = np.abs(d64).sum(axis=1)
+    # the largest |value| a read can reach, in LSB (the float32 entries' rounding, 1e-7 of
+    # it, is far inside the + 2 of the test)
+    size = abs_sum * np.abs(scale[:, 0]) + offset_abs + 1.0
     saturates = bool(np.max(size) + 2.0 >= min(-adc.code_min, adc.code_max))
     noise_sq = None
     if read_noise_std:
         noise_sq = (g_sq * (read_noise_std * scale) ** 2).astype(np.float32)
-    return _LayerTiles(rows, d32, offset32, limit[:, None, None],
-                       np.ascontiguousarray(d64.transpose(0, 2, 1)), column_max, saturates,
-                       gain, offset, noise_sq)
+    return _LayerTiles(rows, d32, np.ascontiguousarray(d64.transpose(0, 2, 1)), column_max,
+                       offset_abs, np.stack([column_max.max(axis=1), offset_abs.max(axis=1)], 1),
+                       abs_sum, saturates, gain, offset, noise_sq)
+
+
+def _read_limits(driven: np.ndarray, tiles: _LayerTiles) -> np.ndarray:
+    """Per row tile (T, 1, 1) float32: a residual ``|x - rint(x)|`` above it is farther than
+    the margin from a rounding boundary, for every read of a block that drives at most
+    ``driven`` (T,) rows, with the tile's largest cell and offset. Rounded down to float32,
+    so no value within the margin escapes."""
+    bound = 0.5 - _margin(driven, tiles.tile_max[:, 0], tiles.tile_max[:, 1])
+    limit = bound.astype(np.float32)
+    limit = np.where(limit > bound, np.nextafter(limit, np.float32(0)), limit)
+    return limit[:, None, None]
 
 
 # flagged values recomputed per group: bounds the (values, rows) float64 temporaries to 4 MiB
 _EXACT_GROUP = 4096
+_U64 = 2.0 ** -53               # unit roundoff of float64
 
 
-def _exact_codes(bits3: np.ndarray, tiles: _LayerTiles, t: np.ndarray, i: np.ndarray,
-                 j: np.ndarray, state: ProgrammedChip) -> np.ndarray:
-    """The exact read's codes (:func:`golden.analog.chip_state.analog_read`) of reads ``i``,
-    row tiles ``t``, columns ``j``: the same double operations in the same order (a padded
-    row adds 0 * 0 = +0.0 at the end, which leaves a sum that started from +0.0 unchanged)."""
-    s = np.empty(len(i))
-    for g in range(0, len(i), _EXACT_GROUP):
+def _exact_codes(bit_rows: np.ndarray, tiles: _LayerTiles, t: np.ndarray, j: np.ndarray,
+                 state: ProgrammedChip) -> np.ndarray:
+    """The exact read's codes (:func:`golden.analog.chip_state.analog_read`) of reads with
+    row-tile inputs ``bit_rows`` (k, r) of 0 and 1, row tiles ``t``, columns ``j``.
+
+    First each value's double sum in any order (einsum), within ``2 gamma_r sum |terms|``
+    (float64 ``gamma``) of the read's sequential sum, as both are of the exact one; the
+    read's ADC steps (scale, gain, offset, floor, clip) are each monotone in the sum, so
+    where both ends of that interval (widened to 4 gamma_r, which also covers the
+    subtraction's own rounding) give one code, it is the read's code. The rest -- values
+    within about 1e-13 LSB of a boundary -- are summed with the read's double operations in
+    its order (a padded row adds 0 * 0 = +0.0 at the end, which leaves a sum that started
+    from +0.0 unchanged)."""
+    adc = state.chip.adc
+
+    def codes(sums, sel):
+        return adc.convert(state.v_read_v * sums, state.v_read_v, state.g_unit_s,
+                           AdcErrors(tiles.gain[t[sel], j[sel]], tiles.offset[t[sel], j[sel]]))
+
+    k = tiles.d64t.shape[2]
+    s = np.empty(len(j))
+    for g in range(0, len(j), _EXACT_GROUP):
         sl = slice(g, g + _EXACT_GROUP)
-        terms = bits3[i[sl], t[sl]] * tiles.d64t[t[sl], j[sl]]   # (k, r): b * (G+ - G-)
+        s[sl] = np.einsum("kr,kr->k", bit_rows[sl], tiles.d64t[t[sl], j[sl]])
+    width = 4 * (k * _U64 / (1 - k * _U64)) * tiles.abs_sum[t, j]
+    everything = slice(None)
+    code = codes(s + width, everything)
+    unsure = np.flatnonzero(codes(s - width, everything) != code)
+    if len(unsure):
+        terms = bit_rows[unsure] * tiles.d64t[t[unsure], j[unsure]]       # b * (G+ - G-)
         terms[:, 0] += 0.0  # the read's sum starts from +0.0: 0.0 + (-0.0) is +0.0
-        s[sl] = np.cumsum(terms, axis=1)[:, -1]                   # sequential, in row order
-    return state.chip.adc.convert(state.v_read_v * s, state.v_read_v, state.g_unit_s,
-                                  AdcErrors(tiles.gain[t, j], tiles.offset[t, j]))
+        code[unsure] = codes(np.cumsum(terms, axis=1)[:, -1], unsure)  # sequential, row order
+    return code
 
 
 class _LayerReader:
-    """``read_layer`` of :func:`golden.mapping.accumulate` for the evaluation read: all row
-    tiles' codes of a block of reads from one batched float32 product, the ones within the
-    margin of a rounding boundary recomputed exactly (module docstring).
+    """``read_layer`` of :func:`golden.mapping.accumulate` for the evaluation read: every row
+    tile's codes of a block of reads from one float32 product per tile, the ones within the
+    margin of a rounding boundary recomputed exactly (module docstring); returns their sums
+    per column, int32 (int64 when the sums could pass 2**24).
 
     Every element-wise step writes into buffers kept across blocks, layers and chunks
     (:meth:`_scratch`): fresh arrays per block measured 6x the time of the steps themselves
@@ -184,66 +228,115 @@ class _LayerReader:
     def __call__(self, bits: np.ndarray, layer: MappedLayer) -> np.ndarray:
         adc = self.state.chip.adc
         tiles = self.prepared[layer.index]
-        (t_count, r, out), p = tiles.d32.shape, bits.shape[0]
-        # the reads' rows, padded to whole tiles: (P, T, r); a contiguous copy also because
-        # the first layer's rows arrive as a transposed view whose 4 KiB stride (4096 images)
-        # made every gather of a block miss the cache
-        bits3 = self._scratch("bits", (p, t_count, r), np.uint8)
-        flat_bits = bits3.reshape(p, t_count * r)
-        flat_bits[:, :tiles.rows] = bits
-        flat_bits[:, tiles.rows:] = 0
+        (t_count, r1, out), p = tiles.d32.shape, bits.shape[0]
+        r = r1 - 1
+        full, last = divmod(tiles.rows, r)      # row tiles with r rows; the last one's rows
         acc = self._scratch("acc", (p, out), self.acc_dtype)
-        # blocks of reads small enough for the element-wise passes to stay in cache
-        step = min(p, max(1, _BLOCK_ELEMENTS // (t_count * out)))
-        b = self._scratch("b", (t_count, step, r), np.float32)
-        value = self._scratch("value", (t_count, step, out), np.float32)  # ADC input, then
-        code = self._scratch("code", (t_count, step, out), np.float32)    # its residual
-        near_boundary = self._scratch("near", (t_count, step, out), np.bool_)
-        if self.read_noise_std:
-            sigma = self._scratch("sigma", (t_count, step, out), np.float32)
+        # the noise is drawn per group of `sub` reads, all row tiles, (T, sub, out) in C
+        # order: the layout the noisy results were first recorded with (see _noise_views)
+        sub = max(1, _BLOCK_ELEMENTS // (t_count * out))
+        # a block: as many reads as make one row tile's values _TILE_VALUES, so each product
+        # has hundreds of rows (BLAS packs the tile's matrix on every call: blocks of 32 reads
+        # took 26 us per image and MLP layer in products, of 256 17 us), a whole number of
+        # noise groups
+        step = min(p, max(sub, _TILE_VALUES // out // sub * sub))
+        # the reads' inputs per row tile, (T, step, 1 + r) float32: column 0 reads the offset
+        # row of d32; a short last tile's missing rows stay 0
+        b = self._scratch("b", (t_count, step, r1), np.float32)
+        b[:, :, 0] = 1.0
+        if last:
+            b[full, :, 1 + last:] = 0.0
+        value = self._scratch("value", (step, out), np.float32)   # ADC input, then residual
+        code = self._scratch("code", (step, out), np.float32)
+        near_boundary = self._scratch("near", (step, out), np.bool_)
+        noisy = bool(self.read_noise_std)
+        if noisy:
+            sigma = self._scratch("sigma", (step, out), np.float32)
             z = self._scratch("z", (t_count * step * out,), np.float32)
+        # codes summed straight into acc (tile 0) when no clipping or float64 sum intervenes
+        direct = not tiles.saturates and self.acc_dtype == np.float32
+        # the product's depth per tile: a short last tile reads only its own rows
+        depth = [r1] * full + ([1 + last] if last else [])
         flagged = []
         for start in range(0, p, step):
             m = min(step, p - start)
-            f, c = value[:, :m], code[:, :m]
-            b[:, :m] = bits3[start:start + m].transpose(1, 0, 2)
-            np.matmul(b[:, :m], tiles.d32, out=f)
-            f += tiles.offset32
-            if self.read_noise_std:
-                s = sigma[:, :m]
-                np.matmul(b[:, :m], tiles.noise_sq, out=s)
-                np.sqrt(s, out=s)
-                zm = z[:t_count * m * out].reshape(t_count, m, out)   # contiguous, as
-                self.rng.standard_normal(out=zm, dtype=np.float32)    # the draw needs
-                s *= zm
-                f += s
-                np.floor(f, out=c)
+            f, a = value[:m], acc[start:start + m]
+            block = bits[start:start + m]
+            b[:full, :m, 1:] = block[:, :full * r].reshape(m, full, r).transpose(1, 0, 2)
+            if last:
+                b[full, :m, 1:1 + last] = block[:, full * r:]
+            if noisy:
+                self.rng.standard_normal(out=z[:t_count * m * out], dtype=np.float32)
+                z_views = _noise_views(z, t_count, m, out, sub)
             else:
-                np.rint(f, out=c)
-                f -= c                                  # exact in float32
-                np.abs(f, out=f)
-                nb = near_boundary[:, :m]
-                np.greater(f, tiles.limit, out=nb)
-                near = np.flatnonzero(nb)               # 1-D: 8x faster than nonzero
-                if len(near):
-                    t, i, j = np.unravel_index(near, nb.shape)
-                    flagged.append((t, i + start, j, c.ravel()[near], f.ravel()[near]))
-            if tiles.saturates:
-                np.clip(c, adc.code_min, adc.code_max, out=c)
-            np.sum(c, axis=0, out=acc[start:start + m])
+                # non-zero terms of each read (driven rows + the offset), per row tile
+                terms = np.matmul(b[:, :m], np.ones(r1, np.float32))
+                limits = _read_limits(terms.max(axis=1) - 1.0, tiles)
+            for t in range(t_count):
+                c = a if direct and t == 0 else code[:m]
+                bt, dt = b[t, :m, :depth[t]], tiles.d32[t, :depth[t]]
+                if noisy:
+                    s = sigma[:m]
+                    np.matmul(bt[:, 1:], dt[1:], out=f)
+                    f += dt[0]
+                    np.matmul(bt[:, 1:], tiles.noise_sq[t, :depth[t] - 1], out=s)
+                    np.sqrt(s, out=s)
+                    for part, normals in z_views(t, s):
+                        part *= normals
+                    f += s
+                    np.floor(f, out=c)
+                else:
+                    np.matmul(bt, dt, out=f)                    # offset included
+                    np.rint(f, out=c)
+                    f -= c                                      # exact in float32
+                    np.abs(f, out=f)
+                    nb = near_boundary[:m]
+                    np.greater(f, limits[t], out=nb)
+                    near = np.flatnonzero(nb)                   # 1-D: 8x faster than nonzero
+                    if len(near):
+                        i, j = np.divmod(near, out)
+                        flagged.append((np.full(len(i), t), i + start, j, c.ravel()[near],
+                                        f.ravel()[near], terms[t, i] - 1.0,
+                                        b[t, i, 1:].astype(np.uint8)))   # einsum's fast type
+                if tiles.saturates:
+                    np.clip(c, adc.code_min, adc.code_max, out=c)
+                if t == 0 and c is not a:
+                    a[...] = c
+                elif t:
+                    a += c
         if flagged:
-            t, i, j, approx, residual = (np.concatenate(a) for a in zip(*flagged))
-            # the one threshold flags reads by the tile's worst case; keep those within the
-            # margin of their own read's driven rows and column's largest cell
-            driven = np.count_nonzero(bits3[i, t], axis=1)
-            near = residual > 0.5 - _margin(driven, tiles.column_max[t, j],
-                                            np.abs(tiles.offset32[t, 0, j]))
+            t, i, j, approx, residual, k, rows = (np.concatenate(v) for v in zip(*flagged))
+            # the threshold holds a block's reads to their tile's most driven rows, largest
+            # cell and offset; keep the values within the margin of their own
+            near = residual > 0.5 - _margin(k, tiles.column_max[t, j], tiles.offset_abs[t, j])
             t, i, j, approx = t[near], i[near], j[near], approx[near]
-            exact = _exact_codes(bits3, tiles, t, i, j, self.state)
+            exact = _exact_codes(rows[near], tiles, t, j, self.state)
             if tiles.saturates:
                 approx = np.clip(approx, adc.code_min, adc.code_max)
             np.add.at(acc, (i, j), exact - approx)      # several tiles may hit one value
-        return acc.astype(np.int64)
+        # int32 (exact: the float32 sums are below 2**24) halves the write and the
+        # correction's integer passes after it
+        return acc.astype(np.int32 if self.acc_dtype == np.float32 else np.int64)
+
+
+def _noise_views(z: np.ndarray, t_count: int, m: int, out: int, sub: int):
+    """The normals of a block of ``m`` reads, drawn into ``z`` as consecutive groups of
+    ``sub`` reads, each (T, sub, out) in C order (the last group possibly shorter). Returns a
+    function of the row tile ``t`` and that tile's (m, out) values, giving ``(part,
+    normals)`` pairs of matching views: (groups, sub, out) and (rest, out). Drawing one block
+    at once takes the same numbers from the stream as one draw per group did."""
+    full, rest = divmod(m, sub)
+    whole = z[:full * t_count * sub * out].reshape(full, t_count, sub, out)
+    tail = z[full * t_count * sub * out:t_count * m * out].reshape(t_count, rest, out)
+
+    def views(t, values):
+        pairs = []
+        if full:
+            pairs.append((values[:full * sub].reshape(full, sub, out), whole[:, t]))
+        if rest:
+            pairs.append((values[full * sub:m], tail[t]))
+        return pairs
+    return views
 
 
 def layer_reader(mapped: MappedModel, state: ProgrammedChip, read_noise_std: float = 0.0,
@@ -280,8 +373,6 @@ def fast_analog_infer(mapped: MappedModel, state: ProgrammedChip, pixels: np.nda
         raise ValueError("read noise is random: pass a seeded numpy.random.Generator as rng")
     if state.chip != mapped.chip:
         raise ValueError("the programmed chip was programmed for another chip configuration")
-    prepared = {layer.index: _layer_tiles(layer, state, read_noise_std)
-                for layer in mapped.layers}
 
     pixels = np.asarray(pixels)
     inputs = max(layer.pixels * layer.weights.shape[0] for layer in mapped.layers)
@@ -298,7 +389,11 @@ def fast_analog_infer(mapped: MappedModel, state: ProgrammedChip, pixels: np.nda
     workers = min(len(starts), os.cpu_count() or 1) if workers is None else workers
     rngs = rng.spawn(len(starts)) if read_noise_std else [None] * len(starts)
 
+    prepared = {}
     readers = threading.local()     # one reader, and so one set of buffers, per thread
+
+    def prepare(layer):
+        return layer.index, _layer_tiles(layer, state, read_noise_std)
 
     def run(start, chunk_rng):
         if not hasattr(readers, "reader"):
@@ -309,9 +404,13 @@ def fast_analog_infer(mapped: MappedModel, state: ProgrammedChip, pixels: np.nda
 
     with threadpool_limits(1, user_api="blas"):
         if workers <= 1:
+            prepared.update(map(prepare, mapped.layers))
             parts = [run(k, r) for k, r in zip(starts, rngs)]
         else:
             with ThreadPoolExecutor(workers) as pool:
+                # the layers' matrices on every worker too (mostly fresh memory: 40 ms for
+                # the MLP's, a twentieth of its 10 000 images' reads on one thread)
+                prepared.update(pool.map(prepare, mapped.layers))
                 parts = list(pool.map(run, starts, rngs))
     if len(parts) == 1:
         return parts[0]
