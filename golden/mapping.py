@@ -289,13 +289,18 @@ def accumulate(bits: np.ndarray, layer: MappedLayer, chip: ChipConfig, read=None
 
 
 def _store(layer: MappedLayer, chip: ChipConfig, out_bits: np.ndarray) -> np.ndarray:
-    """Output bits (N, pixels, out) -> the next layer's flat buffer (N, positions*stride)."""
+    """Output bits (N, pixels, out) -> the next layer's flat buffer (N, positions*stride):
+    max-pooled (the OR of a window's bits) to the positions :func:`output_positions` gives,
+    rows and columns past the last whole window cropped."""
     omap = layer.output_map(chip)
-    buf = np.zeros((out_bits.shape[0], omap.positions, omap.stride), np.uint8)
-    pos, _ = output_positions(layer)
-    for pixel in np.flatnonzero(pos >= 0):
-        buf[:, pos[pixel], :layer.out_channels] |= out_bits[:, pixel, :]
-    return buf.reshape(len(buf), -1)
+    n = out_bits.shape[0]
+    buf = np.zeros((n, omap.positions, omap.stride), np.uint8)
+    p = layer.pool
+    hp, wp = layer.out_height // p, layer.out_width // p
+    x = out_bits.reshape(n, layer.out_height, layer.out_width, -1)[:, :hp * p, :wp * p]
+    pooled = x.reshape(n, hp, p, wp, p, -1).max(axis=(2, 4))     # OR of 0/1 bits
+    buf[:, :, :layer.out_channels] = pooled.reshape(n, hp * wp, -1)
+    return buf.reshape(n, -1)
 
 
 def _model_order(layer: MappedLayer, chip: ChipConfig, flat: np.ndarray) -> np.ndarray:
@@ -318,9 +323,13 @@ def input_buffer(mapped: MappedModel, pixels: np.ndarray) -> np.ndarray:
 
 def layer_rows(layer: MappedLayer, buf: np.ndarray) -> np.ndarray:
     """Crossbar-row inputs (N * pixels, rows) of ``layer`` from its input buffer (N, bits)."""
+    if layer.kind == "dense":                           # the rows are the buffer's bits
+        return buf[:, :layer.weights.shape[0]]
     index = gather_rows(layer)                          # (pixels, rows), -1 = undriven
     padded = np.concatenate([buf, np.zeros((len(buf), 1), np.uint8)], axis=1)
-    return padded[:, index].reshape(-1, index.shape[1])  # -1 picks the appended 0
+    # np.take with a flat index writes (N, pixels * rows) in order; `padded[:, index]` made a
+    # non-contiguous result whose reshape copied it again
+    return np.take(padded, index.ravel(), axis=1).reshape(-1, index.shape[1])
 
 
 def layer_output(layer: MappedLayer, chip: ChipConfig, a: np.ndarray, n: int) -> np.ndarray:

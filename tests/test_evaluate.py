@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from golden.analog.chip_state import analog_infer, program_chip
-from golden.analog.evaluate import evaluate_chips, fast_analog_infer
+from golden.analog.evaluate import evaluate_chips, fast_analog_infer, prepare_read
 from golden.chip import ChipConfig
 from golden.mapping import compile_model
 from golden.mnist import binarize_pixels, load_mnist
@@ -39,6 +39,28 @@ def test_fast_read_equals_the_exact_read_without_noise(seed):
     px = binarize_pixels(load_mnist("test").images[:300])
     np.testing.assert_array_equal(fast_analog_infer(mlp, state, px).scores,
                                   analog_infer(mlp, state, px).scores)
+
+
+def test_prepared_matrices_give_the_same_reads_and_must_match(seed):
+    """A chip's matrices made once (prepare_read) read as those made per call, without and
+    with noise (same seed, same draws); matrices of another chip or noise are refused."""
+    print(f"seed {seed}")
+    core = CORE_SETS["tiny_16x8_nonideal"]
+    mapped = compile_model(core.load(seed), core.chip)
+    state = program_chip(mapped, seed)
+    x = (np.random.default_rng(seed).random((40,) + tuple(mapped.input_shape)) < 0.5)
+    prepared = prepare_read(mapped, state)
+    np.testing.assert_array_equal(fast_analog_infer(mapped, state, x, prepared=prepared).scores,
+                                  analog_infer(mapped, state, x).scores)
+    noisy = prepare_read(mapped, state, 0.05)
+    a = fast_analog_infer(mapped, state, x, 0.05, np.random.default_rng(3), prepared=noisy)
+    b = fast_analog_infer(mapped, state, x, 0.05, np.random.default_rng(3))
+    np.testing.assert_array_equal(a.scores, b.scores)
+    with pytest.raises(ValueError, match="prepared: matrices of another chip, model or read"):
+        fast_analog_infer(mapped, state, x, 0.05, np.random.default_rng(3), prepared=prepared)
+    other = program_chip(mapped, seed + 1)
+    with pytest.raises(ValueError, match="prepared: matrices of another chip"):
+        fast_analog_infer(mapped, other, x, prepared=prepared)
 
 
 def test_read_noise_has_the_per_cell_distribution(seed):
