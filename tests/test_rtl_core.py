@@ -102,11 +102,15 @@ PARALLEL_RUNS = [
 ]
 
 
+def _run_ids(runs, fields=(0, 1)) -> list[str]:
+    """Test ids of run tuples (or pytest.param of them): the chosen fields joined."""
+    return ["-".join(str((r.values if hasattr(r, "values") else r)[k]) for k in fields)
+            for r in runs]
+
+
 @pytest.mark.rtl
 @pytest.mark.parametrize("name, simulator, images, offset, handshake", PARALLEL_RUNS,
-                         ids=[f"{(r.values if hasattr(r, 'values') else r)[0]}-"
-                              f"{(r.values if hasattr(r, 'values') else r)[1]}"
-                              for r in PARALLEL_RUNS])
+                         ids=_run_ids(PARALLEL_RUNS))
 def test_parallel_reads_on_rtl(name, simulator, images, offset, handshake, seed, build_root,
                                record_property):
     """``parallel_reads = P``: the core reads up to P row tiles of a pixel in one cycle through
@@ -160,10 +164,7 @@ PIPELINE_RUNS = [
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("name, simulator, images, offset, handshake", PIPELINE_RUNS,
-                         ids=[f"{(r.values if hasattr(r, 'values') else r)[0]}-"
-                              f"{(r.values if hasattr(r, 'values') else r)[1]}-"
-                              f"{(r.values if hasattr(r, 'values') else r)[4]}"
-                              for r in PIPELINE_RUNS])
+                         ids=_run_ids(PIPELINE_RUNS, (0, 1, 4)))
 def test_pipelined_layers_on_rtl(name, simulator, images, offset, handshake, seed, build_root,
                                  record_property):
     """``pipeline = true``: a stage per layer with its own read ports, accumulator and
