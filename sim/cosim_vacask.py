@@ -402,7 +402,9 @@ def _adc_input_lsb(state: ProgrammedChip, tile: int, current_a: np.ndarray) -> n
 
 def _golden_current_a(state: ProgrammedChip, tile: int, bits: np.ndarray) -> np.ndarray:
     """``V_read * s`` of :func:`analog_read` for all columns (rows summed in ascending order)."""
-    d = state.g_diff_s[tile]
+    # this array's own G+ - G- (the same subtraction per cell as state.g_diff_s, which
+    # subtracts the whole chip at every access)
+    d = state.g_pos_s[tile] - state.g_neg_s[tile]
     b = np.asarray(bits, np.float64)
     s = np.zeros((b.shape[0], d.shape[1]))
     for r in range(b.shape[1]):

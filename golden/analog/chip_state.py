@@ -104,7 +104,9 @@ class ProgrammedChip:
 
     @property
     def g_diff_s(self) -> np.ndarray:
-        """``g_pos - g_neg`` per cell: the one subtraction the behavioural crossbar does."""
+        """``g_pos - g_neg`` per cell: the one subtraction the behavioural crossbar does.
+        Computed for the whole chip at every access: a caller reading one array subtracts
+        that array's cells instead (the same values)."""
         return self.g_pos_s - self.g_neg_s
 
     def adc_errors(self, tile: int) -> AdcErrors:
