@@ -269,12 +269,7 @@ class BnnCore(wiring.Component):
             write_back(m, mems[li + 1], p, li, wb, wb_bits, wb_valid & (wb.layer == li))
 
     def _debug_port(self, m, mems):
-        with m.Switch(self.dbg_buffer):
-            for li, mem in enumerate(mems):
-                port = mem.read_port(domain="comb")
-                m.d.comb += port.addr.eq(self.dbg_addr)
-                with m.Case(li):
-                    m.d.comb += self.dbg_data.eq(port.data)
+        debug_port(m, self, mems)
 
 
 # --- datapath pieces shared with the pipelined core (periphery.pipeline) ---------------------
@@ -382,6 +377,17 @@ def argmax(m, p: CoreParams, acc) -> tuple:
             m.d.comb += [nb.eq(scores[k]), nk.eq(k)]
         best, best_k = nb, nk
     return best_k, scores
+
+
+def debug_port(m, core, mems) -> None:
+    """``core.dbg_buffer``, ``core.dbg_addr`` -> ``core.dbg_data``: an asynchronous read of
+    any word of any activation buffer (``mems``)."""
+    with m.Switch(core.dbg_buffer):
+        for li, mem in enumerate(mems):
+            port = mem.read_port(domain="comb")
+            m.d.comb += port.addr.eq(core.dbg_addr)
+            with m.Case(li):
+                m.d.comb += core.dbg_data.eq(port.data)
 
 
 def write_back(m, target, p: CoreParams, li: int, wb, bits, valid, base=None) -> Value:

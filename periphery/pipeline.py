@@ -45,8 +45,8 @@ from golden.core import CoreParams
 from golden.widths import index_bits
 
 from .accumulator import Accumulator
-from .core import (CrossbarPort, _external_members, argmax, binarizer, feed_accumulator,
-                   gather_lanes, read_sum, write_back)
+from .core import (CrossbarPort, _external_members, argmax, binarizer, debug_port,
+                   feed_accumulator, gather_lanes, read_sum, write_back)
 from .sequencer import Sequencer
 
 __all__ = ["PipelinedCore", "core_component", "wb_trace_layout"]
@@ -135,7 +135,7 @@ class PipelinedCore(wiring.Component):
                           name="images_in_flight")
         m.d.sync += inflight.eq(inflight + began[0] - (self.o.valid & self.o.ready))
         m.d.comb += self.active.eq(inflight != 0)
-        self._debug_port(m)
+        debug_port(m, self, mems)
         return m
 
     def _input(self, m):
@@ -271,10 +271,3 @@ class PipelinedCore(wiring.Component):
                      trace.addr.eq(wb.write_addr), trace.data.eq(word)]
         return seq.began
 
-    def _debug_port(self, m):
-        with m.Switch(self.dbg_buffer):
-            for li, mem in enumerate(self._mems):
-                port = mem.read_port(domain="comb")
-                m.d.comb += port.addr.eq(self.dbg_addr)
-                with m.Case(li):
-                    m.d.comb += self.dbg_data.eq(port.data)

@@ -169,19 +169,24 @@ class UpdateUnitTB(ClockedStreamTB):
         self.scoreboard.check()
         assert self.scoreboard.matched > 0, "no command was compared"
 
+    async def run(self, count: int, cycles_per_update: int) -> list:
+        """Start, send about ``count`` drawn updates, drain, check every command and every
+        chi; returns the updates."""
+        await self.start()
+        updates = draw_updates(self.np_rng, count)
+        self.source.send([{"index": i, "delta": d} for i, d in updates])
+        await self.wait_idle(200 + cycles_per_update * len(updates))
+        self.check()
+        await self.check_chi()
+        return updates
+
 
 @cocotb.test()
 @cocotb.parametrize(traffic=[(0.0, 0.0), (0.3, 0.3), (0.0, 0.7)])
 async def random_updates(dut, traffic):
     """Updates aimed at the boundaries, the cap and both saturation ends, under idle cycles
     and backpressure: every command and every final chi equal golden's."""
-    tb = UpdateUnitTB(dut, *traffic)
-    await tb.start()
-    updates = draw_updates(tb.np_rng, 800)
-    tb.source.send([{"index": i, "delta": d} for i, d in updates])
-    await tb.wait_idle(200 + 20 * len(updates))
-    tb.check()
-    await tb.check_chi()
+    await UpdateUnitTB(dut, *traffic).run(800, 20)
 
 
 @cocotb.test()
@@ -189,12 +194,7 @@ async def one_update_per_cycle(dut):
     """Without stalls an update is taken every cycle, the same weight back to back included
     (the read sees the write of the cycle)."""
     tb = UpdateUnitTB(dut)
-    await tb.start()
-    updates = draw_updates(tb.np_rng, 400)
-    tb.source.send([{"index": i, "delta": d} for i, d in updates])
-    await tb.wait_idle(200 + 4 * len(updates))
-    tb.check()
-    await tb.check_chi()
+    updates = await tb.run(400, 4)
     acc = tb.accept_cycles
     assert acc == list(range(acc[0], acc[0] + len(updates))), "input stalled without backpressure"
 
