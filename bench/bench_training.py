@@ -8,7 +8,14 @@ history first reached the target (the history is written by `mbnn train`). Float
 runs the shipped models on test images in passes of 500 and of 50 images, alternated in
 the same process, and names the pass size the network uses (``golden.train.INFERENCE_BATCH``).
 
+With ``--in-situ DEVICE,...`` the MLP's first epoch is also trained with a chip of each
+device in the loop (:mod:`golden.analog.in_situ`) on the same slice, beside the software
+epoch just measured: the extra seconds split into the update unit (chi, flips, the reads'
+refresh) and, within it, the write-verify programming of the flips. The first epoch is the
+dearest: its learning rate flips the most weights.
+
     .venv/bin/python bench/bench_training.py [--images 6000] [--inference-images 2000]
+                                             [--in-situ rram,pcm]
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=6000)
     parser.add_argument("--inference-images", type=int, default=2000)
+    parser.add_argument("--in-situ", default="", metavar="DEVICES",
+                        help="comma-separated device presets for in-situ MLP epochs")
     args = parser.parse_args()
     test = load_mnist("test")
     xt = binarize_pixels(test.images[: args.inference_images])
@@ -68,6 +77,32 @@ def main() -> None:
                        epoch_reaching_target=reached[0] if reached else None,
                        estimated_seconds_to_target=round(reached[0] * per_epoch, 1) if reached else None)
         print(json.dumps(row))
+        if arch == "mlp":
+            for device in filter(None, args.in_situ.split(",")):
+                in_situ_epoch(device, x, y, per_epoch)
+
+
+def in_situ_epoch(device: str, x, y, software_per_epoch: float) -> None:
+    """One in-situ epoch of the MLP (recipe, first epoch) on ``device``, scaled to 60 000."""
+    from golden.analog.devices import device_preset
+    from golden.analog.in_situ import train_in_situ
+    from golden.chip import ChipConfig
+
+    cfg = TrainConfig.recipe("mlp", epochs=1, recalibrate_bn=False)
+    chip = ChipConfig(device=device_preset(device))
+    r = train_in_situ(cfg, chip, 1, x, y, x[:100], y[:100], log=lambda *a, **k: None)
+    scale = 60000 / len(y)
+    per_epoch = r.seconds["epochs"][0] * scale
+    s = r.summary()
+    print(json.dumps({
+        "arch": "mlp", "in_situ_device": device,
+        "seconds_per_epoch_60k": round(per_epoch, 1),
+        "software_seconds_per_epoch_60k": round(software_per_epoch, 1),
+        "ratio": round(per_epoch / software_per_epoch, 2),
+        "update_unit_seconds_60k": round(r.seconds["update_unit"] * scale, 1),
+        "flip_programming_seconds_60k": round(r.seconds["flip_programming"] * scale, 1),
+        "flips_60k": round(s["flips"] * scale), "pulses_60k": round(s["pulses"] * scale),
+        "first_programming_seconds": r.seconds["program"]}))
 
 
 if __name__ == "__main__":

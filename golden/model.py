@@ -146,6 +146,9 @@ ARCHITECTURES = {
         LayerSpec("conv", 128, kernel=3, padding=1),
         LayerSpec("dense", 512),
         LayerSpec("dense", 10))),
+    # The network of the mixed-precision in-situ training experiment of Nandakumar et al.
+    # (Front. Neurosci. 14:406, 2020), here binary: for comparisons with it (no shipped model).
+    "mlp250": Architecture("mlp250", (784,), (LayerSpec("dense", 250), LayerSpec("dense", 10))),
 }
 
 

@@ -218,7 +218,10 @@ def apply_pulse(device: Device, policy: WriteVerifyPolicy, g_s, cell, k, polarit
     device does)."""
     pol = np.asarray(polarity)
     u = cell_uniform(seed, SWITCH_STREAM, cell, k)
-    z = cell_normal(seed, cell, k)
+    # only a continuous device with a random step size uses its normal draw
+    steps = device.levels is None and device.switch_step_s is not None \
+        and device.switch_step_std_s
+    z = cell_normal(seed, cell, k) if steps else 0.0
     return device.pulse_outcome(g_s, pol, pol * policy.amplitude_v(step), policy.width_sec, u, z,
                                 stuck)
 
@@ -246,6 +249,9 @@ class ProgrammingResult:
     policy : WriteVerifyPolicy
     device : Device
     energy_j, time_sec : float
+    pulse_total : int or None
+        The number of pulses when the log was not kept (``program_cells(keep_log=False)``:
+        the pulse arrays are then empty).
     """
 
     g_s: np.ndarray
@@ -262,10 +268,11 @@ class ProgrammingResult:
     device: Device
     energy_j: float
     time_sec: float
+    pulse_total: int | None = None
 
     @property
     def pulses(self) -> int:
-        return len(self.pulse_cell)
+        return len(self.pulse_cell) if self.pulse_total is None else self.pulse_total
 
     @property
     def reads(self) -> int:
@@ -320,11 +327,15 @@ def model_targets(mapped, levels: int) -> np.ndarray:
 
 
 def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck,
-                  seed: int, progress=None) -> ProgrammingResult:
+                  seed: int, progress=None, cell_ids=None,
+                  keep_log: bool = True) -> ProgrammingResult:
     """Write-verify programming of cells ``g_s`` (with ``stuck`` map) to target levels
     ``targets`` (ints in ``0 .. policy.levels - 1``), vectorised over cells: one iteration per
-    pulse index. ``seed`` keys the device's switching draws (module docstring).
-    ``progress(k, max_pulses, cells_left)`` is called after each pulse index.
+    pulse index. ``seed`` keys the device's switching draws (module docstring), with each
+    cell's key its position in ``g_s`` or, given ``cell_ids``, its id there (a subset of a
+    chip's cells drawing as those cells; the result and its log still count positions).
+    ``progress(k, max_pulses, cells_left)`` is called after each pulse index. Without
+    ``keep_log`` the pulse log is not kept, only counted (``pulse_total``).
 
     Raises
     ------
@@ -347,6 +358,9 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
                          f"{targets.shape}, {g.shape}, {stuck.shape}")
     target_code = np.asarray(level_codes(policy.levels, policy.verify_bits))[targets]
     cells = np.arange(len(g))
+    ids = cells if cell_ids is None else np.asarray(cell_ids, np.int64)
+    if ids.shape != cells.shape:
+        raise ValueError(f"cell_ids has shape {ids.shape}, expected {cells.shape}")
     energy = 0.0
     code = verify_code(device, g, policy.verify_bits)
     first_code = code.copy()
@@ -355,6 +369,7 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
     last_pol = np.zeros(len(g), np.int64)
     step = np.zeros(len(g), np.int64)
     log = []
+    pulses = 0
     for k in range(policy.max_pulses):
         idx = cells[active]
         if len(idx) == 0:
@@ -364,11 +379,14 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
         last_pol[idx] = pol
         amp = policy.amplitude_v(step[idx])
         energy += float(np.sum(amp ** 2 * g[idx] * policy.width_sec))
-        g[idx] = apply_pulse(device, policy, g[idx], idx, k, pol, step[idx], stuck[idx], seed)
+        g[idx] = apply_pulse(device, policy, g[idx], ids[idx], k, pol, step[idx], stuck[idx],
+                             seed)
         code[idx] = verify_code(device, g[idx], policy.verify_bits)
         energy += float(np.sum(device.v_read_v ** 2 * g[idx] * policy.read_time_sec))
-        log.append((idx, np.full(len(idx), k), pol, step[idx].copy(), code[idx].copy(),
-                    g[idx].copy()))
+        pulses += len(idx)
+        if keep_log:
+            log.append((idx, np.full(len(idx), k), pol, step[idx].copy(), code[idx].copy(),
+                        g[idx].copy()))
         active[idx] = np.abs(code[idx] - target_code[idx]) > policy.window_codes
         if progress is not None:
             progress(k + 1, policy.max_pulses, int(active.sum()))
@@ -378,13 +396,13 @@ def program_cells(device: Device, policy: WriteVerifyPolicy, targets, g_s, stuck
         cat = [a[order].astype(np.int64) for a in cat[:5]] + [cat[5][order]]
     else:
         cat = [np.zeros(0, np.int64)] * 5 + [np.zeros(0, np.float64)]
-    pulses = len(cat[0])
     return ProgrammingResult(
         g_s=g, first_code=first_code, pulse_cell=cat[0], pulse_index=cat[1],
         pulse_polarity=cat[2], pulse_step=cat[3], pulse_code=cat[4], pulse_g_s=cat[5],
         failed=active.copy(),
         final_code=code, policy=policy, device=device, energy_j=energy,
-        time_sec=pulses * policy.width_sec + (len(g) + pulses) * policy.read_time_sec)
+        time_sec=pulses * policy.width_sec + (len(g) + pulses) * policy.read_time_sec,
+        pulse_total=None if keep_log else pulses)
 
 
 def program_model(mapped, policy: WriteVerifyPolicy, seed: int, over=None, progress=None,

@@ -106,6 +106,8 @@ class TrainConfig:
 RECIPES = {
     "mlp": dict(epochs=30, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.1),
     "cnn": dict(epochs=12, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.0),
+    # the in-situ comparison network (golden.model.ARCHITECTURES): the MLP's recipe, shorter
+    "mlp250": dict(epochs=10, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.1),
 }
 
 
@@ -119,6 +121,11 @@ class _Adam:
         self.b1, self.b2, self.eps, self.t = b1, b2, eps, 0
 
     def step(self, param, grad, lr):
+        param -= self.delta(grad, lr)
+
+    def delta(self, grad, lr):
+        """Advance the moments by ``grad`` and return the step Adam subtracts from the
+        parameter (a buffer of this optimiser, overwritten by the next call)."""
         self.t += 1
         m, v, tmp = self.m, self.v, self.tmp
         m *= self.b1
@@ -133,7 +140,7 @@ class _Adam:
         tmp += self.eps
         np.divide(m, tmp, out=tmp)
         tmp *= lr * corr
-        param -= tmp
+        return tmp
 
 
 def _sign(x):
@@ -143,9 +150,10 @@ def _sign(x):
 class _BinaryWeights:
     """Latent weights, their binary forward value, faults and noise."""
 
-    def __init__(self, rng, shape, fault_map=None):
+    def __init__(self, rng, shape, fault_map=None, layer=0, latent_update=None):
         self.latent = rng.uniform(-1, 1, size=shape).astype(np.float32)
         self.opt = _Adam(shape)
+        self.layer, self.latent_update = layer, latent_update
         self.fault = None
         if fault_map is not None:
             fault_map = np.asarray(fault_map)
@@ -177,7 +185,11 @@ class _BinaryWeights:
     def update(self, grad, lr):
         if self.fault is not None:
             grad = np.where(self.fault != 0, 0, grad)
-        self.opt.step(self.latent, grad, lr)
+        step = self.opt.delta(grad, lr)
+        if self.latent_update is not None:
+            self.latent_update(self.layer, self.latent, step)
+            return
+        self.latent -= step
         np.clip(self.latent, -1, 1, out=self.latent)
 
 
@@ -268,13 +280,15 @@ def _col2im_nhwc(gcols, x_shape, k, pad):
 class _Net:
     """The trainable network for one :class:`Architecture` (activations kept NHWC)."""
 
-    def __init__(self, arch: Architecture, cfg: TrainConfig, rng, fault_maps=None, reads=None):
+    def __init__(self, arch: Architecture, cfg: TrainConfig, rng, fault_maps=None, reads=None,
+                 latent_update=None):
         self.arch, self.cfg, self.rng = arch, cfg, rng
         self.reads = reads
         fault_maps = fault_maps or {}
         self.weights, self.bns = [], []
         for i, spec in enumerate(arch.layers):
-            self.weights.append(_BinaryWeights(rng, arch.weight_shape(i), fault_maps.get(i)))
+            self.weights.append(_BinaryWeights(rng, arch.weight_shape(i), fault_maps.get(i), i,
+                                               latent_update))
             last = i == len(arch.layers) - 1
             self.bns.append(None if last else _BatchNorm(spec.out, cfg.bn_eps, cfg.bn_momentum))
         # 0-d array so the optimiser can update it in place
@@ -501,14 +515,21 @@ class Trainer:
         come from ``rng``, the trainer's generator. See the module docstring for the
         forward pass and gradient it implies; :mod:`golden.analog.aware_training` builds
         them from a programmed chip or a device's fault rates.
+    latent_update : callable, optional
+        ``latent_update(layer, latent, step)`` applies one optimiser step to a layer's latent
+        weights in place: ``step`` (float32, the weights' shape; a buffer reused by the next
+        step) is what Adam subtracts. Default ``latent -= step`` clipped to [-1, 1]. The
+        forward pass uses the signs of ``latent``: chip-in-the-loop training
+        (:mod:`golden.analog.in_situ`) accumulates the steps in the update unit's ``chi``
+        and sets ``latent`` to the signs the chip holds.
     """
 
     def __init__(self, cfg: TrainConfig, fault_maps=None, init: BnnModel | None = None,
-                 reads=None):
+                 reads=None, latent_update=None):
         self.cfg = cfg
         self.arch = ARCHITECTURES[cfg.arch]
         self.rng = np.random.default_rng(cfg.seed)
-        self.net = _Net(self.arch, cfg, self.rng, fault_maps, reads)
+        self.net = _Net(self.arch, cfg, self.rng, fault_maps, reads, latent_update)
         if init is not None:
             if init.arch != self.arch:
                 raise ValueError(f"initial model is a {init.arch.name}, config asks for {self.arch.name}")

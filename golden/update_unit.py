@@ -138,10 +138,15 @@ class UpdateUnitParams:
         return largest
 
 
-def to_fixed(values, frac_bits: int) -> np.ndarray:
+def to_fixed(values, frac_bits: int, dtype=np.int64) -> np.ndarray:
     """Real updates as fixed-point integers: ``floor(v * 2**frac_bits + 0.5)`` (round half
-    up), int64."""
-    return np.floor(np.asarray(values, np.float64) * (1 << frac_bits) + 0.5).astype(np.int64)
+    up; in float64, exact for float32 values), as ``dtype`` (default int64; a narrower one
+    must hold the values)."""
+    v = np.array(values, np.float64)
+    v *= 1 << frac_bits
+    v += 0.5
+    np.floor(v, out=v)
+    return v.astype(dtype)
 
 
 def apply_updates(params: UpdateUnitParams, chi: np.ndarray, updates) -> list[tuple[int, int]]:
@@ -172,20 +177,37 @@ def apply_updates(params: UpdateUnitParams, chi: np.ndarray, updates) -> list[tu
 
 def apply_update_batch(params: UpdateUnitParams, chi: np.ndarray,
                        deltas: np.ndarray) -> np.ndarray:
-    """One update of every weight at once (a training batch's): ``deltas`` (int64, one per
+    """One update of every weight at once (a training batch's): ``deltas`` (integers, one per
     weight, in the update width) applied to ``chi`` in place by the arithmetic of
     :func:`apply_updates`, which it equals when every weight is updated once (tested).
-    Returns ``n`` per weight (0: no pulse)."""
+    Returns ``n`` per weight (0: no pulse). The arithmetic runs in ``chi``'s integer type
+    when it holds every sum ``chi + delta`` (int32 for up to 30-bit chi: half the memory
+    traffic of int64), else in int64."""
     chi = np.asarray(chi)
-    deltas = np.asarray(deltas, np.int64)
+    work = chi.dtype if np.issubdtype(chi.dtype, np.signedinteger) and \
+        np.iinfo(chi.dtype).max >= params.chi_max + params.update_max and \
+        np.iinfo(chi.dtype).min <= params.chi_min + params.update_min else np.dtype(np.int64)
+    deltas = np.asarray(deltas)
     if chi.shape != (params.weights,) or deltas.shape != chi.shape:
         raise ValueError(f"chi {chi.shape} and deltas {deltas.shape}: expected "
                          f"({params.weights},) each")
     if deltas.size and (deltas.min() < params.update_min or deltas.max() > params.update_max):
         raise ValueError(f"updates {deltas.min()}..{deltas.max()} outside the "
                          f"{params.update_bits}-bit range")
-    eps = np.repeat(np.asarray(params.epsilon, np.int64), params.layer_sizes)
-    x = np.clip(chi.astype(np.int64) + deltas, params.chi_min, params.chi_max)
-    n = np.sign(x) * np.minimum(np.abs(x) // eps, params.max_pulses)
-    chi[...] = x - n * eps
+    if len(set(params.epsilon)) == 1:       # one granularity: no per-weight array
+        eps = work.type(params.epsilon[0])
+    else:
+        eps = np.repeat(np.asarray(params.epsilon, work), params.layer_sizes)
+    x = chi.astype(work)
+    x += deltas
+    np.clip(x, params.chi_min, params.chi_max, out=x)
+    m = np.abs(x)
+    if params.max_pulses == 1:              # min(trunc(|x| / eps), 1) without a division
+        m = (m >= eps).astype(work)
+    else:
+        m //= eps
+        np.minimum(m, params.max_pulses, out=m)
+    n = np.where(x < 0, -m, m)
+    x -= n * eps
+    chi[...] = x
     return n

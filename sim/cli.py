@@ -677,8 +677,10 @@ def _cmd_train(args) -> int:
     n = args.train_images or len(train)
     x_train, x_test = binarize_pixels(train.images[:n]), binarize_pixels(test.images)
     y_train, y_test = train.labels[:n].astype(np.int64), test.labels.astype(np.int64)
-    trainer = Trainer(cfg)
     log = (lambda text, final=False: None) if args.json else None
+    if args.in_situ:
+        return _train_in_situ(args, cfg, n, x_train, y_train, x_test, y_test, log)
+    trainer = Trainer(cfg)
     trainer.fit(x_train, y_train, x_test, y_test, **({"log": log} if log else {}))
     float_acc = trainer.evaluate(x_test, y_test)
     model = trainer.export({"dataset": {"name": "mnist", "pixel_threshold": PIXEL_THRESHOLD,
@@ -699,6 +701,47 @@ def _cmd_train(args) -> int:
     print(_json.dumps(result) if args.json else
           f"{args.arch}: test accuracy {100 * golden_acc:.2f}% on {len(y_test)} images "
           f"(integer export agrees), {result['train_seconds']} s; wrote {args.out}")
+    return 0
+
+
+def _train_in_situ(args, cfg, n, x_train, y_train, x_test, y_test, log) -> int:
+    """``mbnn train --in-situ``: golden.analog.in_situ.train_in_situ on the chip of
+    --config/--device/--seed, the model file written with the run's figures."""
+    import json as _json
+
+    from golden.analog.in_situ import InSituConfig, train_in_situ
+    from golden.mnist import PIXEL_THRESHOLD
+    from golden.model import load_model, save_model
+
+    chip = _chip(args.config, args.device)
+    config = InSituConfig(scheme=args.scheme, **({} if args.epsilon is None
+                                                 else {"epsilon": args.epsilon}))
+    init = load_model(args.init) if args.init else None
+    if init is not None and init.arch.name != cfg.arch:
+        raise ValueError(f"--init {args.init} is a {init.arch.name}, --arch asks for {cfg.arch}")
+    result = train_in_situ(cfg, chip, args.seed, x_train, y_train, x_test, y_test, config,
+                           init=init, **({"log": log} if log else {}))
+    summary = result.summary()
+    model = result.model
+    model.metadata.update(
+        dataset={"name": "mnist", "pixel_threshold": PIXEL_THRESHOLD, "train_images": n},
+        test_accuracy=result.accuracy, test_images=len(y_test), epochs_run=len(result.history),
+        history=[[h[0], h[1], h[2]] for h in result.history],
+        in_situ={**model.metadata.get("in_situ", {}), **{k: v for k, v in summary.items()
+                                                          if k != "accuracy"}})
+    save_model(args.out, model)
+    out = {"model": str(args.out), "arch": cfg.arch, "device": chip.device.preset,
+           "seed": args.seed, "scheme": config.scheme, "epsilon": config.epsilon,
+           "test_accuracy": result.accuracy, "images": len(y_test), **summary}
+    per_epoch = result.seconds["train"] / len(result.history)
+    print(_json.dumps(out) if args.json else
+          f"{cfg.arch} in situ on {chip.device.preset} (seed {args.seed}, {config.scheme}, "
+          f"epsilon {config.epsilon:g}): test accuracy {100 * result.accuracy:.2f}% on "
+          f"{len(y_test)} images (golden non-ideal read; the training twin "
+          f"{100 * result.twin_accuracy:.2f}%), {summary['flips']} flips, "
+          f"{summary['pulses']} pulses, {summary['energy_j'] * 1e6:.3g} uJ, "
+          f"{summary['failed_cells']} failed cells; {per_epoch:.1f} s per epoch; wrote "
+          f"{args.out}")
     return 0
 
 
@@ -960,8 +1003,6 @@ def _shard_chips(chips: int, shard: tuple[int, int] | None) -> list[int] | None:
 
 
 def _cmd_evaluate(args) -> int:
-    import json
-
     from golden.analog.evaluate import evaluate_chips
     from golden.mnist import binarize_pixels, load_mnist
     from golden.model import load_model
@@ -1160,6 +1201,7 @@ _ohms = _real("a finite resistance >= 0 ohms", 0.0, False)
 _volts = _real("a finite voltage > 0", 0.0, True)
 _seconds = _real("a finite time > 0 s", 0.0, True)
 _non_negative = _real("a finite number >= 0", 0.0, False)
+_positive_real = _real("a finite number > 0", 0.0, True)
 _fraction = _real("a number in [0, 1]", 0.0, False, 1.0)
 
 
@@ -1418,7 +1460,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_cmd_report)
 
     tr = sub.add_parser("train", help="train a BNN on MNIST and write a model file")
-    tr.add_argument("--arch", choices=["mlp", "cnn"], required=True)
+    tr.add_argument("--arch", choices=["mlp", "cnn", "mlp250"], required=True,
+                    help="network: the shipped MLP or CNN, or the 784-250-10 MLP of the "
+                         "in-situ comparison")
     tr.add_argument("--epochs", type=_positive, default=None,
                     help="epochs (default: the shipped model's recipe)")
     tr.add_argument("--seed", type=_seed, default=1)
@@ -1428,6 +1472,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train on the first N training images only (quick checks)")
     tr.add_argument("--out", required=True, help="model file to write (.npz)")
     tr.add_argument("--json", action="store_true", help="print one JSON line, no progress")
+    tr.add_argument("--in-situ", action="store_true",
+                    help="train with the chip in the loop: forward passes through the chip of "
+                         "--config/--device/--seed, updates accumulated in the update unit's "
+                         "chi, weight flips programmed by write-verify (golden.analog.in_situ)")
+    tr.add_argument("--config", default=None, help="chip configuration (TOML; --in-situ)")
+    tr.add_argument("--device", default=None,
+                    help="device preset (--in-situ; default: the config's)")
+    tr.add_argument("--scheme", choices=["chi", "naive"], default="chi",
+                    help="--in-situ: accumulate in chi (default) or program every update")
+    tr.add_argument("--epsilon", type=_positive_real, default=None,
+                    help="--in-situ: update granularity of a flip, latent-weight units "
+                         "(default: golden.analog.in_situ.InSituConfig.epsilon)")
+    tr.add_argument("--init", default=None, metavar="F",
+                    help="--in-situ: start from this model file instead of random weights")
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval", help="golden (integer) test accuracy of a model file")
@@ -1626,6 +1684,16 @@ def _main(parser, args) -> int:
         _check_regress_args(parser, args)
     if args.command == "train":      # before the training, not after it
         _check_output_file(parser, "--out", Path(args.out))
+        if not args.in_situ:
+            given = [o for o, v in (("--config", args.config), ("--device", args.device),
+                                    ("--init", args.init), ("--epsilon", args.epsilon))
+                     if v is not None]
+            given += ["--scheme"] if args.scheme != "chi" else []
+            if given:
+                parser.error(f"{given[0]} is an option of --in-situ training")
+        elif args.weight_noise:
+            parser.error("--weight-noise: in-situ training's noise is the device's read "
+                         "noise (give no --weight-noise with --in-situ)")
     if args.command == "generate" and args.model is None:  # a model's --out: generate_model
         _check_output_dir(parser, "--out", Path(args.out))
     if args.command in ("regress", "infer", "demo") and not getattr(args, "merge", None):

@@ -28,7 +28,8 @@ from matplotlib.ticker import MaxNLocator
 from golden.fileio import atomic_write_bytes
 
 __all__ = ["DPI", "FIGSIZE_IN", "parallel_reads_figure", "SweepSeries", "AccuracySweep", "ChipSeries", "ChipSpread",
-           "x_scale", "sweep_figure", "chips_figure", "write_png"]
+           "x_scale", "sweep_figure", "chips_figure", "TrainingCurve", "in_situ_figure",
+           "write_png"]
 
 DPI = 150                       # dots per inch of the written PNG
 FIGSIZE_IN = (6.4, 4.4)         # figure size in inches: 960 x 660 pixels at DPI
@@ -376,6 +377,62 @@ def parallel_reads_figure(points, model_name: str) -> Figure:
             ax.grid(alpha=0.3)
             if ax.get_legend() is None:
                 ax.legend(fontsize="small")
+    return fig
+
+
+@dataclass(frozen=True)
+class TrainingCurve:
+    """One training run of :func:`in_situ_figure`.
+
+    Parameters
+    ----------
+    label : str
+        Legend name, e.g. ``"in situ, rram"``.
+    accuracy_pct : sequence of float
+        Test accuracy after each epoch, percent (epochs 1, 2, ...).
+    pulses : sequence of int, optional
+        Programming pulses of each epoch (None: a software run, which programs nothing).
+    """
+
+    label: str
+    accuracy_pct: tuple
+    pulses: tuple | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "accuracy_pct", _finite("accuracy_pct", self.accuracy_pct))
+        if not self.accuracy_pct:
+            raise ValueError(f"curve {self.label!r} has no epochs")
+        if self.pulses is not None:
+            object.__setattr__(self, "pulses", _finite("pulses", self.pulses))
+            if len(self.pulses) != len(self.accuracy_pct):
+                raise ValueError(f"curve {self.label!r}: {len(self.pulses)} pulse counts for "
+                                 f"{len(self.accuracy_pct)} epochs")
+
+
+def in_situ_figure(curves, title: str) -> Figure:
+    """Test accuracy (top) and programming pulses (bottom, log scale) against the epoch for
+    software and in-situ training runs (:mod:`golden.analog.in_situ`). Lines carry ``gid``
+    ``accuracy:<label>`` and ``pulses:<label>``. Write it with :func:`write_png`."""
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=REPORT_FIGSIZE_IN, dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+        for k, c in enumerate(curves):
+            epochs = range(1, len(c.accuracy_pct) + 1)
+            top.plot(epochs, c.accuracy_pct, "-o", ms=3, color=f"C{k}",
+                     gid=f"accuracy:{c.label}", label=c.label)
+            if c.pulses is not None:
+                bottom.plot(epochs, [max(p, 1) for p in c.pulses], "-o", ms=3, color=f"C{k}",
+                            gid=f"pulses:{c.label}", label=c.label)
+        top.set_ylabel("test accuracy (%)")
+        top.set_title(title, fontsize="medium")
+        top.legend(fontsize="small", loc="lower right")
+        bottom.set_yscale("log")
+        bottom.set_ylabel("programming pulses per epoch")
+        bottom.set_xlabel("epoch")
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
     return fig
 
 

@@ -66,3 +66,47 @@ def test_train_refuses_bad_output_and_sizes_before_training(tmp_path, where, ext
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("mbnn"), r.stderr
     assert not (tmp_path / "m.npz").exists() and "Traceback" not in r.stderr
+
+
+def test_train_in_situ_writes_a_model_with_its_programming_figures(tmp_path):
+    """The 784-250-10 MLP, one epoch on 1000 images with an RRAM chip in the loop: a model
+    file with the chip's figures, the golden read's accuracy beside the training twin's;
+    the same seed gives the same model file's weights."""
+    from golden.model import load_model
+    outs = []
+    for name in ("a.npz", "b.npz"):
+        out = tmp_path / name
+        r = mbnn("train", "--arch", "mlp250", "--epochs", "1", "--train-images", "1000",
+                 "--in-situ", "--device", "rram", "--seed", "3", "--out", str(out), "--json")
+        assert r.returncode == 0, r.stderr
+        outs.append((out, json.loads(r.stdout)))
+    (out, got), (out2, got2) = outs
+    assert got["device"] == "rram" and got["scheme"] == "chi" and got["epsilon"] == 0.25
+    assert 0.5 < got["test_accuracy"] < 1 and abs(got["test_accuracy"] - got["twin_accuracy"]) < 0.02
+    assert got["flips"] > 0 and got["pulses"] >= 2 * got["flips"] and got["energy_j"] > 0
+    assert got["initial_programming"]["pulses"] > 0 and len(got["history"]) == 1
+    model = load_model(out)
+    assert model.metadata["test_accuracy"] == got["test_accuracy"]
+    assert model.metadata["in_situ"]["device"] == "rram"
+    assert model.metadata["in_situ"]["flips"] == got["flips"]
+    for a, b in zip(model.layers, load_model(out2).layers):
+        assert (a.weight == b.weight).all()
+    assert got2["flips"] == got["flips"] and got2["test_accuracy"] == got["test_accuracy"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--in-situ", "--epsilon", "0"], "--epsilon: expected a finite number > 0, not 0"),
+    (["--in-situ", "--epsilon", "nan"], "--epsilon: expected a finite number > 0, not nan"),
+    (["--in-situ", "--device", "flash"], "--device: unknown device preset 'flash'"),
+    (["--in-situ", "--weight-noise", "0.1"], "--weight-noise: in-situ training's noise"),
+    (["--in-situ", "--epsilon", "1e-7"], "epsilon 1e-07 is less than one chi LSB"),
+    (["--device", "rram"], "--device is an option of --in-situ training"),
+    (["--epsilon", "0.5"], "--epsilon is an option of --in-situ training"),
+    (["--in-situ", "--init", "nosuch.npz"], "model file not found"),
+    (["--in-situ", "--config", "nosuch.toml"], "nosuch.toml"),
+])
+def test_train_in_situ_refuses_bad_input_before_training(tmp_path, extra, message):
+    out = tmp_path / "m.npz"
+    r = mbnn("train", "--arch", "mlp", "--epochs", "50", "--out", str(out), *extra)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()

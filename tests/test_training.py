@@ -84,7 +84,7 @@ def test_fault_map_forces_cells_and_freezes_their_latent_weights(mnist, seed):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(arch="rnn"), "arch must be one of \\['cnn', 'mlp'\\], not 'rnn'"),
+    (dict(arch="rnn"), "arch must be one of \\['cnn', 'mlp', 'mlp250'\\], not 'rnn'"),
     (dict(epochs=0), "epochs must be a positive integer, not 0"),
     (dict(lr_start=1e-3, lr_end=1e-2), "need 0 < lr_end <= lr_start"),
     (dict(dropout=1.0), "dropout must be in \\[0, 1\\), not 1.0"),

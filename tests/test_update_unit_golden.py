@@ -76,19 +76,28 @@ def test_updates_outside_the_memory_or_width_are_refused():
         apply_updates(P, chi, [(0, 32)])
 
 
-def test_a_batch_of_updates_equals_the_sequential_twin(seed):
+@pytest.mark.parametrize("chi_bits, epsilon, max_pulses, dtype", [
+    (10, (37, 64, 5), 4, np.int64),
+    (10, (37, 64, 5), 4, np.int32),      # the narrow path: chi's own type
+    (30, (1 << 27,) * 3, 1, np.int32),   # one granularity, one pulse: no division
+    (10, (37, 64, 5), 4, np.int16),      # int16 cannot hold every sum: int64 arithmetic
+])
+def test_a_batch_of_updates_equals_the_sequential_twin(seed, chi_bits, epsilon, max_pulses,
+                                                      dtype):
     """One update per weight at once (training) equals the update-by-update arithmetic the
-    RTL implements, on random chi and updates reaching both saturation ends (seeded)."""
+    RTL implements, on random chi and updates reaching both saturation ends (seeded), in
+    whatever integer type chi is kept."""
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
-    p = UpdateUnitParams(chi_bits=10, frac_bits=6, update_bits=9, epsilon=(37, 64, 5),
-                         layer_sizes=(200, 150, 50), max_pulses=4)
+    p = UpdateUnitParams(chi_bits=chi_bits, frac_bits=6, update_bits=chi_bits - 1,
+                         epsilon=epsilon, layer_sizes=(200, 150, 50), max_pulses=max_pulses)
     chi = rng.integers(p.chi_min, p.chi_max, size=p.weights, endpoint=True)
     deltas = rng.integers(p.update_min, p.update_max, size=p.weights, endpoint=True)
+    chi, deltas = chi.astype(dtype), deltas.astype(dtype)
     total = chi + deltas
     assert ((total > p.chi_max) | (total < p.chi_min)).any(), "no sum saturates"
     order = rng.permutation(p.weights)          # the order does not matter: one per weight
-    seq = chi.copy()
+    seq = chi.astype(np.int64)
     cmds = apply_updates(p, seq, [(int(i), int(deltas[i])) for i in order])
     n = apply_update_batch(p, chi, deltas)
     assert np.array_equal(chi, seq)
