@@ -17,16 +17,15 @@ from sim.plots import TrainingCurve, in_situ_figure, write_png
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = REPO / "docs" / "figures"
-# (file, label) per figure; the MLP's software run is the shipped model (the same recipe and
-# seed; its history was recorded by mbnn train)
+# (file, label) per figure
 RUNS = {
     "mlp250": [("mlp250_software", "software"), ("mlp250_rram", "in situ, rram"),
                ("mlp250_pcm", "in situ, pcm"), ("mlp250_rram_naive", "naive, rram")],
-    "mlp": [(str(REPO / "models" / "mlp"), "software (shipped model)"),
-            ("mlp_rram", "in situ, rram"), ("mlp_pcm", "in situ, pcm")],
+    "mlp": [("mlp_software", "software"), ("mlp_rram", "in situ, rram"),
+            ("mlp_pcm", "in situ, pcm")],
 }
-TITLES = {"mlp250": "784-250-10 binary MLP, seed 1",
-          "mlp": "784-1024-1024-1024-10 binary MLP (shipped recipe), seed 1"}
+TITLES = {"mlp250": "784-250-10 binary MLP, 10 epochs, seed 1",
+          "mlp": "784-1024-1024-1024-10 binary MLP, 10 epochs, seed 1"}
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     for arch, entries in RUNS.items():
         curves = []
         for name, label in entries:
-            path = Path(name + ".npz") if Path(name).is_absolute() else runs / f"{name}.npz"
+            path = runs / f"{name}.npz"
             if not path.exists():
                 print(f"{path}: missing, left out of the {arch} figure", file=sys.stderr)
                 continue

@@ -4,7 +4,6 @@ against the golden read on random, non-ideal and boundary arrays are in test_rtl
 (``icarus-vpi``)."""
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest

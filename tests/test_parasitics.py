@@ -210,8 +210,7 @@ def test_nonlinear_solver_reports_non_convergence(seed):
         net.column_currents(v)
 
 
-def test_ir_drop(seed):
-    rng = np.random.default_rng(seed)
+def test_ir_drop():
     g = np.full((32, 32), 100e-6)
     v = np.full(32, V_READ)
     drops = [CrossbarNetwork(g, Parasitics(r, 10.0, 10.0)).worst_ir_drop_v(v)
