@@ -278,14 +278,22 @@ class ProgrammingResult:
     def reads(self) -> int:
         return len(self.g_s) + self.pulses
 
+    def _require_log(self, what: str) -> None:
+        if self.pulse_total is not None:
+            raise ValueError(f"{what} needs the pulse log, which this programming did not "
+                             f"keep (program_cells(keep_log=False))")
+
     @property
     def skipped(self) -> np.ndarray:
-        """Cells that took no pulse (already inside their window)."""
+        """Cells that took no pulse (already inside their window). Needs the pulse log."""
+        self._require_log("skipped")
         return ~np.isin(np.arange(len(self.g_s)), self.pulse_cell)
 
     def commands(self) -> list[tuple]:
         """The controller's command stream: ``(READ, cell)`` and ``(PULSE, cell, polarity,
-        step)`` in order (read before write, then pulse and verify read)."""
+        step)`` in order (read before write, then pulse and verify read). Needs the pulse
+        log."""
+        self._require_log("commands()")
         out = []
         bounds = np.searchsorted(self.pulse_cell, np.arange(len(self.g_s) + 1))
         for c in range(len(self.g_s)):

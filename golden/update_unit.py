@@ -122,8 +122,9 @@ class UpdateUnitParams:
 
     def check_learning_rate(self, learning_rate: float, gradient_max: float) -> int:
         """The largest update ``learning_rate * gradient_max`` in ``chi`` LSBs, or
-        ``ValueError`` naming the learning rate when it would not fit an update or would
-        saturate ``chi`` on the first update."""
+        ``ValueError`` naming the learning rate when that update does not fit an update word
+        (it would be clipped: with ``update_bits == chi_bits``, saturate ``chi`` in one
+        update)."""
         lr = float(learning_rate)
         if not np.isfinite(lr) or lr <= 0:
             raise ValueError(f"learning rate must be a positive finite number, not "
@@ -131,10 +132,10 @@ class UpdateUnitParams:
         largest = int(np.floor(lr * float(gradient_max) * (1 << self.frac_bits) + 0.5))
         if largest > self.update_max:
             raise ValueError(
-                f"learning rate {lr:g}: an update of up to {lr * gradient_max:g} is "
+                f"learning rate {lr:g}: updates can reach {lr * gradient_max:g}, "
                 f"{largest} LSBs at {self.frac_bits} fraction bits, more than an update of "
-                f"{self.update_bits} bits holds ({self.update_max}) -- it would saturate chi "
-                f"on the first update; lower the learning rate or widen update_bits")
+                f"{self.update_bits} bits holds ({self.update_max}); lower the learning rate "
+                f"or widen update_bits")
         return largest
 
 

@@ -709,13 +709,12 @@ def _train_in_situ(args, cfg, n, x_train, y_train, x_test, y_test, log) -> int:
     --config/--device/--seed, the model file written with the run's figures."""
     import json as _json
 
-    from golden.analog.in_situ import InSituConfig, train_in_situ
+    from golden.analog.in_situ import train_in_situ
     from golden.mnist import PIXEL_THRESHOLD
     from golden.model import load_model, save_model
 
     chip = _chip(args.config, args.device)
-    config = InSituConfig(scheme=args.scheme, **({} if args.epsilon is None
-                                                 else {"epsilon": args.epsilon}))
+    config = args.in_situ_config        # made and checked with the other arguments
     init = load_model(args.init) if args.init else None
     if init is not None and init.arch.name != cfg.arch:
         raise ValueError(f"--init {args.init} is a {init.arch.name}, --arch asks for {cfg.arch}")
@@ -733,7 +732,7 @@ def _train_in_situ(args, cfg, n, x_train, y_train, x_test, y_test, log) -> int:
     out = {"model": str(args.out), "arch": cfg.arch, "device": chip.device.preset,
            "seed": args.seed, "scheme": config.scheme, "epsilon": config.epsilon,
            "test_accuracy": result.accuracy, "images": len(y_test), **summary}
-    per_epoch = result.seconds["train"] / len(result.history)
+    per_epoch = sum(result.seconds["epochs"]) / len(result.history)
     print(_json.dumps(out) if args.json else
           f"{cfg.arch} in situ on {chip.device.preset} (seed {args.seed}, {config.scheme}, "
           f"epsilon {config.epsilon:g}): test accuracy {100 * result.accuracy:.2f}% on "
@@ -1694,6 +1693,17 @@ def _main(parser, args) -> int:
         elif args.weight_noise:
             parser.error("--weight-noise: in-situ training's noise is the device's read "
                          "noise (give no --weight-noise with --in-situ)")
+        elif args.scheme == "naive" and args.epsilon is not None:
+            parser.error(f"--epsilon {args.epsilon:g}: the naive scheme programs every "
+                         f"update and has no epsilon (give --epsilon with --scheme chi)")
+        else:
+            from golden.analog.in_situ import InSituConfig
+            try:
+                args.in_situ_config = InSituConfig(
+                    scheme=args.scheme, **({} if args.epsilon is None
+                                           else {"epsilon": args.epsilon}))
+            except ValueError as exc:   # its epsilon messages start with "epsilon <value>"
+                parser.error(f"--{exc}")
     if args.command == "generate" and args.model is None:  # a model's --out: generate_model
         _check_output_dir(parser, "--out", Path(args.out))
     if args.command in ("regress", "infer", "demo") and not getattr(args, "merge", None):

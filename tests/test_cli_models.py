@@ -99,7 +99,12 @@ def test_train_in_situ_writes_a_model_with_its_programming_figures(tmp_path):
     (["--in-situ", "--epsilon", "nan"], "--epsilon: expected a finite number > 0, not nan"),
     (["--in-situ", "--device", "flash"], "--device: unknown device preset 'flash'"),
     (["--in-situ", "--weight-noise", "0.1"], "--weight-noise: in-situ training's noise"),
-    (["--in-situ", "--epsilon", "1e-7"], "epsilon 1e-07 is less than one chi LSB"),
+    (["--in-situ", "--epsilon", "1e-7"], "--epsilon 1e-07: a 24-bit chi with 16 fraction bits "
+                                         "steps by 1.52588e-05"),
+    (["--in-situ", "--epsilon", "200"], "--epsilon 200: a 24-bit chi with 16 fraction bits "
+                                        "holds at most 127.99998"),
+    (["--in-situ", "--scheme", "naive", "--epsilon", "0.5"],
+     "--epsilon 0.5: the naive scheme programs every update and has no epsilon"),
     (["--device", "rram"], "--device is an option of --in-situ training"),
     (["--epsilon", "0.5"], "--epsilon is an option of --in-situ training"),
     (["--in-situ", "--init", "nosuch.npz"], "model file not found"),

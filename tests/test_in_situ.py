@@ -8,20 +8,22 @@ import pytest
 
 from golden.analog.chip_state import chip_from_cells
 from golden.analog.devices import device_preset
-from golden.analog.in_situ import (ADAM_STEP_BOUND, ChipInTheLoop, InSituConfig,
+from golden.analog.in_situ import (ADAM_STEP_BOUND, ChipInTheLoop, InSituConfig, in_situ_policy,
                                    read_noise_spread, train_in_situ)
 from golden.analog.aware_training import layer_matrix, model_weights
 from golden.chip import ChipConfig
 from golden.mapping import compile_model
 from golden.mnist import binarize_pixels, load_mnist
 from golden.model import ARCHITECTURES, Architecture, LayerSpec
-from golden.programming import level_codes, verify_code
+from golden.programming import level_codes, model_targets, verify_code
 from golden.train import TrainConfig, Trainer, _Adam
 from sim.stimulus import random_model
 
 MNIST_MLP = Architecture("mnist_mlp_in_situ", (784,), (LayerSpec("dense", 128),
                                                        LayerSpec("dense", 10)))
 TINY = Architecture("tiny_in_situ", (12,), (LayerSpec("dense", 7), LayerSpec("dense", 5)))
+TINY_CONV = Architecture("tiny_conv_in_situ", (1, 8, 8), (
+    LayerSpec("conv", 4, kernel=3, padding=1, pool=2), LayerSpec("dense", 10)))
 SMALL_CHIP = ChipConfig(rows=8, columns=4)
 
 
@@ -92,8 +94,15 @@ def test_a_weight_flips_on_the_update_that_takes_chi_past_epsilon(monkeypatch, s
     assert e.chi[flat(neg)] == 39321 - 32768
     assert e.chi[flat(pos)] == 39321 - 32768      # 13107 * 3 - 32768: same, no pulse
     assert latent[tuple(neg)] == 1 and latent[tuple(pos)] == 1
-    assert loop.totals() == {"flips": 1, "pulses": 2, "energy_j": loop.totals()["energy_j"],
-                             "failed_cells": 0}
+    # the energy of golden.programming's model by hand: both cells read, one pulse each at
+    # the ramp's first amplitude (from the conductance before it), both read again
+    d, policy = chip.device, in_situ_policy(chip)
+    energy = (d.g_on_s + d.g_off_s) * (2 * d.v_read_v ** 2 * policy.read_time_sec
+                                       + policy.v_start_v ** 2 * policy.width_sec)
+    totals = loop.totals()
+    assert totals["energy_j"] == pytest.approx(energy, rel=1e-12)
+    assert totals == {"flips": 1, "pulses": 2, "energy_j": totals["energy_j"],
+                      "failed_cells": 0}
     g_plus = loop.g_s[e.pair[tuple(neg)]]
     g_minus = loop.g_s[e.pair[tuple(neg)] + 1]
     full = level_codes(2, 8)
@@ -113,6 +122,35 @@ def test_naive_scheme_programs_every_update_that_points_to_the_other_sign(monkey
     want = np.where(step < 0, 1, -1)          # the update is -step
     assert np.array_equal(latent, want)
     assert loop.totals()["flips"] == int(np.count_nonzero(want != w))
+
+
+@pytest.mark.parametrize("arch", [TINY, TINY_CONV], ids=lambda a: a.name)
+def test_flipped_weights_land_on_the_cells_the_mapping_puts_them_in(monkeypatch, arch, seed):
+    """Random naive updates flip many weights of a dense and of a convolutional network
+    spread over several arrays; the cells the loop programmed then hold, cell for cell, the
+    targets golden.mapping and golden.programming give the model of the new signs (an ideal
+    device: every cell reaches its target)."""
+    print(f"seed {seed}")
+    monkeypatch.setitem(ARCHITECTURES, arch.name, arch)
+    model = random_model(arch, np.random.default_rng(seed))
+    chip = ChipConfig(rows=16, columns=4, device=device_preset("ideal"))
+    loop = ChipInTheLoop(model, chip, seed, InSituConfig(scheme="naive"), 0.03)
+    rng = np.random.default_rng(seed)
+    signs = {}
+    for i in reversed(range(len(arch.layers))):     # the trainer updates the last layer first
+        latent = model.layers[i].weight.astype(np.float32)
+        step = (rng.standard_normal(latent.shape) * 1e-3).astype(np.float32)
+        loop.latent_update(i, latent, step)
+        signs[i] = np.sign(latent).astype(np.int8)
+    flipped = sum(int((signs[i] != model.layers[i].weight).sum()) for i in signs)
+    assert flipped > 10 and loop.totals()["flips"] == flipped
+    trained = random_model(arch, np.random.default_rng(seed))
+    for i, layer in enumerate(trained.layers):
+        layer.weight[...] = signs[i]
+    targets = model_targets(compile_model(trained, chip), 2)
+    d = chip.device
+    on = (loop.g_s > (d.g_on_s + d.g_off_s) / 2).astype(np.int64)
+    assert len(on) == len(targets) and np.array_equal(on, targets)
 
 
 def test_reads_are_the_cells_as_the_chip_reads_them(monkeypatch, seed):
@@ -216,19 +254,31 @@ def test_bad_update_unit_settings_are_refused(kwargs, message):
         InSituConfig(**kwargs)
 
 
-def test_epsilon_below_one_lsb_and_one_chi_cannot_hold_are_refused():
-    with pytest.raises(ValueError, match=r"epsilon 1e-06 is less than one chi LSB at 16 "
-                                         r"fraction bits"):
-        InSituConfig(epsilon=1e-6).unit((10,))
-    with pytest.raises(ValueError, match=r"epsilon\[0\] = 8388608 LSBs does not fit a chi of "
-                                         r"24 bits"):
-        InSituConfig(epsilon=128.0).unit((10,))
+@pytest.mark.parametrize("epsilon, message", [
+    # 2^-16 = 1.53e-5 steps: 1e-6 rounds to 0, 1e-4 to 6.55 -> 7 LSBs (6.8 % off)
+    (1e-6, r"epsilon 1e-06: a 24-bit chi with 16 fraction bits steps by 1.52588e-05; the "
+           r"nearest epsilon it holds, 0, is more than 1 % off"),
+    (1e-4, r"epsilon 0.0001: .* the nearest epsilon it holds, 0.000106812, is more than 1 %"),
+    # (2^23 - 1) / 2^16; 1e20 would overflow an integer conversion: checked in float
+    (128.0, r"epsilon 128: a 24-bit chi with 16 fraction bits holds at most 127.99998"),
+    (1e20, r"epsilon 1e\+20: a 24-bit chi with 16 fraction bits holds at most 127.99998"),
+])
+def test_an_epsilon_chi_cannot_hold_is_refused(epsilon, message):
+    with pytest.raises(ValueError, match=message):
+        InSituConfig(epsilon=epsilon)
+
+
+def test_epsilons_a_chi_holds_within_one_percent_are_accepted():
+    assert InSituConfig(epsilon=0.25).epsilon_lsb == 16384
+    assert InSituConfig(epsilon=1e-3).epsilon_lsb == 66        # 65.536 -> 66: 0.7 % off
+    assert InSituConfig(epsilon=127.99998).epsilon_lsb == (1 << 23) - 1
 
 
 def test_a_learning_rate_that_saturates_an_update_is_refused(monkeypatch, seed):
     monkeypatch.setitem(ARCHITECTURES, TINY.name, TINY)
     model = random_model(TINY, np.random.default_rng(seed))
-    with pytest.raises(ValueError, match=r"learning rate 0.6: an update of up to 4.36"):
+    with pytest.raises(ValueError, match=r"learning rate 0.6: updates can reach 4.36.*more than an update of 18 bits "
+                                         r"holds \(131071\)"):
         ChipInTheLoop(model, SMALL_CHIP, seed, InSituConfig(), 0.6)
 
 

@@ -174,3 +174,32 @@ def test_the_programmed_chip_reads_as_the_golden_model_when_every_cell_made_it(s
     # reprogramming the same model over it: only failed cells are pulsed again
     again, _ = program_model(mapped, WriteVerifyPolicy(), seed, over=(result, chip))
     assert set(again.pulse_cell.tolist()) <= set(np.flatnonzero(result.failed).tolist())
+
+
+@pytest.mark.parametrize("name", ["rram", "pcm"])
+def test_a_subset_programmed_by_cell_ids_draws_as_within_the_whole_set(name, seed):
+    """Switching draws are keyed by cell id: programming 300 of 2000 cells under their own
+    ids leaves them, their failures and their pulses exactly as programming all 2000 does;
+    without the log the figures are the same and the log's views refuse to answer."""
+    print(f"seed {seed}")
+    device = CASES[name][0]
+    policy = WriteVerifyPolicy(levels=2, max_pulses=64)
+    g, stuck = initial_cells(device, 2000, seed)
+    targets = np.random.default_rng(seed).integers(0, 2, 2000)
+    whole = program_cells(device, policy, targets, g.copy(), stuck, 99)
+    sub = np.sort(np.random.default_rng(seed + 1).choice(2000, 300, replace=False))
+    part = program_cells(device, policy, targets[sub], g[sub].copy(), stuck[sub], 99,
+                         cell_ids=sub)
+    quiet = program_cells(device, policy, targets[sub], g[sub].copy(), stuck[sub], 99,
+                          cell_ids=sub, keep_log=False)
+    assert np.array_equal(part.g_s, whole.g_s[sub])
+    assert np.array_equal(part.failed, whole.failed[sub]) and part.failed.any()
+    assert part.pulses == int(np.isin(whole.pulse_cell, sub).sum()) > 0
+    assert np.array_equal(part.skipped, whole.skipped[sub])
+    assert np.array_equal(quiet.g_s, part.g_s) and np.array_equal(quiet.failed, part.failed)
+    assert (quiet.pulses, quiet.energy_j, quiet.time_sec) == (part.pulses, part.energy_j,
+                                                               part.time_sec)
+    for view in (lambda r: r.skipped, lambda r: r.commands()):
+        with pytest.raises(ValueError, match=r"needs the pulse log, which this programming "
+                                             r"did not keep"):
+            view(quiet)

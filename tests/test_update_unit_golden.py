@@ -58,10 +58,12 @@ def test_bad_parameters_are_refused(kwargs, message):
         UpdateUnitParams(**{**base, **kwargs})
 
 
-def test_a_learning_rate_that_saturates_on_the_first_update_is_refused():
+def test_a_learning_rate_whose_updates_overflow_an_update_word_is_refused():
     # updates of 6 bits hold up to 31 LSBs = 31/16 at 4 fraction bits
     assert P.check_learning_rate(0.1, 10.0) == 16
-    with pytest.raises(ValueError, match=r"learning rate 0.5: an update of up to 5 is 80 LSBs"):
+    with pytest.raises(ValueError, match=r"learning rate 0.5: updates can reach 5, 80 LSBs at 4 "
+                                         r"fraction bits, more than an update of 6 bits "
+                                         r"holds \(31\)"):
         P.check_learning_rate(0.5, 10.0)
     for bad in (0.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="learning rate must be a positive finite number"):
