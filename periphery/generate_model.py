@@ -169,9 +169,12 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
     adc_errors = system.adc_errors
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with signals_deferred():       # an interruption after this leaves tmp to the cleanup
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = None
     try:
+        # a signal held during mkdtemp is raised as the block ends, with tmp known to the
+        # cleanup below
+        with signals_deferred():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
         (tmp / f"{TOPLEVEL}.v").write_text(verilog_source(system, TOPLEVEL, params.describe()))
         shutil.copyfile(CROSSBAR_SOURCE, tmp / CROSSBAR_SOURCE.name)
         shutil.copyfile(CROSSBAR_VPI_SOURCE, tmp / CROSSBAR_VPI_SOURCE.name)
@@ -238,7 +241,8 @@ def generate_model(model_path: str | Path, chip: ChipConfig, out_dir: str | Path
             else:
                 os.replace(tmp, out_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
 
