@@ -128,8 +128,9 @@ class FoldedThreshold:
 
     def bits(self, a: np.ndarray) -> np.ndarray:
         """Output bits (uint8, 1 = +1) for integer pre-activations ``a`` (..., C)."""
-        a = np.asarray(a)
-        return ((a >= self.threshold) ^ self.invert).astype(np.uint8)
+        bit = np.greater_equal(a, self.threshold)
+        np.not_equal(bit, self.invert, out=bit)         # XOR, in the comparison's own array
+        return bit.view(np.uint8)                       # False/True are bytes 0/1
 
     def apply(self, a: np.ndarray) -> np.ndarray:
         """Output in {-1, +1} (int8) for integer pre-activations ``a`` (..., C)."""

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from ..bn_fold import FoldedThreshold
 from ..mapping import (MappedLayer, MappedModel, accumulate, input_buffer, layer_output,
-                       layer_rows)
+                       layer_rows, sign_constant_correction)
 from .chip_state import ProgrammedChip
 from .evaluate import layer_reader
 
@@ -115,7 +115,7 @@ def calibrate(mapped: MappedModel, state: ProgrammedChip, pixels: np.ndarray,
         for layer in mapped.layers:
             rows = layer_rows(layer, buf)
             a_chip = np.concatenate([
-                layer.correction_scale * read(chunk, layer) - layer.correction_bias
+                sign_constant_correction(layer, mapped.chip, read(chunk, layer))
                 for chunk in _chunks(rows)])
             # the fit needs no more than _FIT_READS reads per channel (a convolution layer
             # has one per output pixel): evenly spaced ones, all images represented
