@@ -2,8 +2,9 @@
 # The README's in-situ training figures (golden.analog.in_situ): the MLP (the shipped recipe
 # compressed to 10 epochs) in software and with an RRAM and a PCM chip in the loop, and the
 # paper-sized 784-250-10 MLP in software, in situ on both devices and with the naive scheme
-# (every update programmed), the MLP on RRAM with ε = 0.5, then the curves (docs/figures/in_situ_*.png). One run per line;
-# each writes a model file and its JSON; a run whose model file exists is not run again.
+# (every update programmed), the MLP on RRAM with epsilon 0.5, then the curves
+# (docs/figures/in_situ_*.png). One run per line; each writes a model file and its JSON; a
+# run whose model file exists is not run again.
 #
 #   bash bench/in_situ_training.sh [OUT_DIR]   (default build/in_situ; about 1 h 30 min on 2 cores)
 set -euo pipefail

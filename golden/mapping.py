@@ -47,7 +47,8 @@ from .chip import ChipConfig
 from .model import BnnModel, Inference
 
 __all__ = ["FeatureMap", "MappedLayer", "MappedModel", "compile_model", "crossbar_read",
-           "accumulate", "sign_constant_correction", "mapped_infer", "gather_rows", "output_positions"]
+           "accumulate", "sign_constant_correction", "mapped_infer", "gather_rows",
+           "output_positions"]
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,8 @@ def accumulate(bits: np.ndarray, layer: MappedLayer, chip: ChipConfig, read=None
     return sign_constant_correction(layer, chip, s)
 
 
-def sign_constant_correction(layer: MappedLayer, chip: ChipConfig, sums: np.ndarray) -> np.ndarray:
+def sign_constant_correction(layer: MappedLayer, chip: ChipConfig,
+                             sums: np.ndarray) -> np.ndarray:
     """The pre-activations ``correction_scale * sums - correction_bias`` of a layer from its
     ADC codes summed per column, ``sums`` (P, out) of integers (see :class:`MappedLayer`).
 

@@ -8,8 +8,8 @@ import pytest
 
 from golden.analog.chip_state import chip_from_cells
 from golden.analog.devices import device_preset
-from golden.analog.in_situ import (ADAM_STEP_BOUND, ChipInTheLoop, InSituConfig, in_situ_policy,
-                                   read_noise_spread, train_in_situ)
+from golden.analog.in_situ import (ADAM_STEP_BOUND, ChipInTheLoop, InSituConfig,
+                                   in_situ_policy, read_noise_spread, train_in_situ)
 from golden.analog.aware_training import layer_matrix, model_weights
 from golden.chip import ChipConfig
 from golden.mapping import compile_model
@@ -277,8 +277,8 @@ def test_epsilons_a_chi_holds_within_one_percent_are_accepted():
 def test_a_learning_rate_that_saturates_an_update_is_refused(monkeypatch, seed):
     monkeypatch.setitem(ARCHITECTURES, TINY.name, TINY)
     model = random_model(TINY, np.random.default_rng(seed))
-    with pytest.raises(ValueError, match=r"learning rate 0.6: updates can reach 4.36.*more than an update of 18 bits "
-                                         r"holds \(131071\)"):
+    with pytest.raises(ValueError, match=r"learning rate 0.6: updates can reach 4.36.*more "
+                                         r"than an update of 18 bits holds \(131071\)"):
         ChipInTheLoop(model, SMALL_CHIP, seed, InSituConfig(), 0.6)
 
 

@@ -125,7 +125,7 @@ class InSituConfig:
         widths = f"a {self.chi_bits}-bit chi with {self.frac_bits} fraction bits"
         if self.epsilon > largest:
             raise ValueError(f"epsilon {self.epsilon:g}: {widths} holds at most {largest:.8g}")
-        nearest = math.floor(self.epsilon / lsb + 0.5) * lsb
+        nearest = self.epsilon_lsb * lsb        # to_fixed's rounding; in range: checked above
         if abs(nearest - self.epsilon) > 0.01 * self.epsilon:
             raise ValueError(f"epsilon {self.epsilon:g}: {widths} steps by {lsb:.6g}; the "
                              f"nearest epsilon it holds, {nearest:.6g}, is more than 1 % off")
