@@ -7,6 +7,7 @@ hard-code bit positions.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.lib import data
 
 __all__ = ["PayloadCodec"]
@@ -57,12 +58,32 @@ class PayloadCodec:
             if count is None:
                 word |= self._encode(name, values[name], width, signed) << offset
                 continue
-            items = list(values[name])
+            items = values[name]
             if len(items) != count:
                 raise ValueError(f"field {name} needs {count} elements, got {len(items)}")
-            for k, v in enumerate(items):
-                word |= self._encode(f"{name}[{k}]", v, width, signed) << (offset + k * width)
+            word |= self._pack_array(name, items, width, signed) << offset
         return word
+
+    @classmethod
+    def _pack_array(cls, name, items, width, signed) -> int:
+        """The elements of an array field packed, element 0 at bit 0. Testbenches pack lane
+        arrays every cycle (128 lanes of a 128-column array): numpy packs them at once,
+        element by element only what numpy's int64 cannot hold exactly."""
+        values = np.asarray(items)
+        if width > 62 or values.dtype.kind not in "iub":
+            word = 0
+            for k, v in enumerate(items):
+                word |= cls._encode(f"{name}[{k}]", v, width, signed) << (k * width)
+            return word
+        values = values.astype(np.int64, copy=False)
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        outside = (values < lo) | (values > hi)
+        if outside.any():
+            k = int(np.flatnonzero(outside)[0])
+            cls._encode(f"{name}[{k}]", int(values[k]), width, signed)    # raises
+        bits = (values[:, None] >> np.arange(width)) & 1     # two's complement, LSB first
+        packed = np.packbits(bits.astype(np.uint8).ravel(), bitorder="little")
+        return int.from_bytes(packed.tobytes(), "little")
 
     def unpack(self, word: int) -> dict:
         out = {}
@@ -70,7 +91,20 @@ class PayloadCodec:
             mask = (1 << width) - 1
             if count is None:
                 out[name] = self._decode((word >> offset) & mask, width, signed)
-            else:
+            elif width > 62:
                 out[name] = [self._decode((word >> (offset + k * width)) & mask, width, signed)
                              for k in range(count)]
+            else:
+                out[name] = self._unpack_array((word >> offset) & ((1 << (count * width)) - 1),
+                                               width, signed, count)
         return out
+
+    @staticmethod
+    def _unpack_array(bits: int, width: int, signed: bool, count: int) -> list[int]:
+        """``count`` elements of ``width`` bits from ``bits`` (element 0 at bit 0)."""
+        raw = np.frombuffer(bits.to_bytes((count * width + 7) // 8, "little"), np.uint8)
+        matrix = np.unpackbits(raw, bitorder="little")[:count * width].reshape(count, width)
+        values = matrix.astype(np.int64) @ (np.int64(1) << np.arange(width, dtype=np.int64))
+        if signed:
+            values = np.where(values >> (width - 1), values - (np.int64(1) << width), values)
+        return values.tolist()

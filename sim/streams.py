@@ -57,15 +57,18 @@ class StreamSource(_StreamPort):
         self.on_accept = on_accept
         self.coverage = coverage
         self.queue: deque[dict] = deque()
+        self._words: deque[int] = deque()       # each queued beat packed, sent every cycle
         self.accepted = 0
         self._current: dict | None = None
+        self._current_word = 0
         self._since_accept: int | None = None   # cycles since the last accepted beat
         self.valid.value = 0
 
     def send(self, beats) -> None:
         """Queue beats (dicts of payload fields) for sending."""
         for beat in beats:
-            self.codec.pack(**beat)   # reject malformed beats now, not mid-simulation
+            # packed once, here: malformed beats are rejected now, not mid-simulation
+            self._words.append(self.codec.pack(**beat))
             self.queue.append(dict(beat))
 
     @property
@@ -84,12 +87,13 @@ class StreamSource(_StreamPort):
             await FallingEdge(self.clk)
             if self._current is None and self.queue and self.rng.random() >= self.idle_probability:
                 self._current = self.queue.popleft()
+                self._current_word = self._words.popleft()
             if self._current is None:
                 # Junk while idle: the design must ignore the payload when valid is low.
                 self.payload.value = self.rng.getrandbits(self.codec.width)
                 self.valid.value = 0
             else:
-                self.payload.value = self.codec.pack(**self._current)
+                self.payload.value = self._current_word
                 self.valid.value = 1
             await ReadOnly()
             if self._since_accept is not None:
