@@ -136,3 +136,37 @@ def test_regenerating_a_block_replaces_the_generated_files(tmp_path):
                  "--out", str(tmp_path))
         assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bn_binarize.core", "bn_binarize.v"]
+
+
+def _components():
+    """A combinational/registered block, a block with a memory, and a whole tiny system."""
+    from periphery.accumulator import Accumulator
+    from periphery.bn_binarize import BNBinarize
+    from periphery.generate_model import build_system
+    from sim.regressions import ACCUMULATOR_SETS, BN_BINARIZE_SETS, CORE_SETS, accumulator_table
+    yield "bn_binarize", lambda: BNBinarize(BN_BINARIZE_SETS["c10_w8_k100"])
+    params = ACCUMULATOR_SETS["l5_c4_t7"]
+    table = accumulator_table(params, 3)
+    yield "accumulator", lambda: Accumulator(params, table["bias"], table["double"])
+    core = CORE_SETS["tiny_16x8_programmed"]
+    yield "system", lambda: build_system(core.load(3), core.chip, 3, None, core.program)[0]
+
+
+@pytest.mark.parametrize("name, make", list(_components()),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_in_process_yosys_writes_what_amaranths_verilog_backend_writes(name, make):
+    """periphery.generate runs Amaranth's RTLIL-to-Verilog passes in this process instead of
+    through amaranth.back.verilog (a Python and a WebAssembly runtime started per design): the
+    Verilog must stay exactly Amaranth's, so a change of Amaranth's passes shows here."""
+    from amaranth.back import rtlil, verilog
+    from periphery.generate import rtlil_to_verilog
+    ours = rtlil_to_verilog(rtlil.convert(make(), name=name, emit_src=False))
+    amaranths = verilog.convert(make(), name=name, emit_src=False)
+    assert ours == amaranths
+    assert f"module {name}(" in ours
+
+
+def test_a_yosys_failure_is_reported_with_its_message():
+    from periphery.generate import rtlil_to_verilog
+    with pytest.raises(RuntimeError, match=r"(?s)could not write Verilog \(exit 1\):.*ERROR"):
+        rtlil_to_verilog("module \\broken\n  wire width 4 \\a\n  connect \\nope \\a\nend\n")
