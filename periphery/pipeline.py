@@ -45,8 +45,8 @@ from golden.core import CoreParams
 from golden.widths import index_bits
 
 from .accumulator import Accumulator
-from .core import (CrossbarPort, _external_members, argmax, binarizer, debug_port,
-                   feed_accumulator, gather_lanes, read_sum, write_back)
+from .core import (CrossbarPort, _external_members, argmax, binarizer, crossbar_codes,
+                   debug_port, feed_accumulator, gather_lanes, read_sum, write_back)
 from .sequencer import Sequencer
 
 __all__ = ["PipelinedCore", "core_component", "wb_trace_layout"]
@@ -232,11 +232,15 @@ class PipelinedCore(wiring.Component):
         m.submodules[tag + "accumulator"] = acc
         # each lane's codes through a signal of its own: a slice of the whole port per column
         # would have Amaranth emit the port's every bit for each (11 s for the MLP's 31 ports)
+        # (plain bits viewed as columns: a layout-shaped signal gets an alias wire per column,
+        # see CrossbarPort)
+        all_codes = crossbar_codes(p, self.xb.codes)
         lane_codes = []
         for k in range(lanes):
-            c = Signal.like(self.xb.codes[port0 + k], name=f"{tag}codes{k}")
-            m.d.comb += c.eq(self.xb.codes[port0 + k])
-            lane_codes.append(c)
+            port_codes = all_codes[port0 + k]
+            c = Signal(port_codes.shape().size, name=f"{tag}codes{k}")
+            m.d.comb += c.eq(port_codes.as_value())
+            lane_codes.append(data.View(port_codes.shape(), c))
         codes = read_sum(m, p, lane_codes, [meta2.reads[k] for k in range(lanes)], prefix=tag)
         valid2 = meta2.valid & self.xb.valid
         feed_accumulator(m, acc, codes, meta2, valid2)

@@ -27,12 +27,15 @@ def test_train_then_eval_round_trip(tmp_path):
     assert json.loads(r.stdout) == {"test_accuracy": trained["test_accuracy"], "images": 10000}
 
 
-@pytest.mark.parametrize("arch", ["mlp", "cnn"])
-def test_eval_of_shipped_model_prints_its_stored_accuracy(arch):
+def test_eval_of_shipped_model_prints_its_stored_accuracy():
+    """The MLP only: `mbnn eval` is the same golden inference for every architecture, and the
+    CNN's stored accuracy is checked against a fresh golden evaluation in
+    test_shipped_models.py (10 000 CNN images cost 7-9 s of the default run each time)."""
     from golden.model import load_model
-    r = mbnn("eval", "--model", str(MODELS / f"{arch}.npz"), "--json")
+    r = mbnn("eval", "--model", str(MODELS / "mlp.npz"), "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["test_accuracy"] == load_model(MODELS / f"{arch}.npz").metadata["test_accuracy"]
+    stored = load_model(MODELS / "mlp.npz").metadata["test_accuracy"]
+    assert json.loads(r.stdout) == {"test_accuracy": stored, "images": 10000}
 
 
 def test_bad_model_file_gives_a_clear_error(tmp_path):
