@@ -258,22 +258,35 @@ class _BatchNorm:
 
 
 def _im2col_nhwc(x, k, pad, pad_value):
+    """The k x k windows of NHWC ``x`` as rows, columns in (ky, kx, channel) order: built from
+    k*k shifted copies of the whole input, each row of channels one contiguous copy. (The
+    (channel, ky, kx) order of a sliding-window view copies element by element, with a stride
+    between neighbours: 1.15 s of a 6.8 s CNN epoch on 1 000 images.)"""
     if pad:
         x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
     n, h, w, c = x.shape
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # N,H',W',C,k,k
     ho, wo = h - k + 1, w - k + 1
-    return win.reshape(n * ho * wo, c * k * k), (n, ho, wo)
+    cols = np.empty((n, ho, wo, k, k, c), x.dtype)
+    for ky in range(k):
+        for kx in range(k):
+            cols[:, :, :, ky, kx, :] = x[:, ky:ky + ho, kx:kx + wo, :]
+    return cols.reshape(n * ho * wo, k * k * c), (n, ho, wo)
+
+
+def _conv_matrix(w):
+    """Conv weights (out, in, k, k) as the (out, k*k*in) matrix of :func:`_im2col_nhwc`'s
+    column order."""
+    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
 def _col2im_nhwc(gcols, x_shape, k, pad):
     n, h, w, c = x_shape
     ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
-    g = gcols.reshape(n, ho, wo, c, k, k)
+    g = gcols.reshape(n, ho, wo, k, k, c)
     gx = np.zeros((n, h + 2 * pad, w + 2 * pad, c), np.float32)
     for ky in range(k):
         for kx in range(k):
-            gx[:, ky:ky + ho, kx:kx + wo, :] += g[..., ky, kx]
+            gx[:, ky:ky + ho, kx:kx + wo, :] += g[:, :, :, ky, kx, :]
     return gx[:, pad:pad + h, pad:pad + w, :]
 
 
@@ -329,7 +342,7 @@ class _Net:
             pad_value = 0.0 if i == 0 else -1.0
             if spec.kind == "conv":
                 cols, (n, ho, wo) = _im2col_nhwc(x, spec.kernel, spec.padding, pad_value)
-                wmat = w.reshape(spec.out, -1)
+                wmat = _conv_matrix(w)
                 a = (cols @ wmat.T).reshape(n, ho, wo, spec.out)
                 entry = {"cols": cols, "w": wmat, "x_shape": x.shape, "drop": drop}
             else:
@@ -420,7 +433,8 @@ class _Net:
                 g = self.bns[i].backward(g.astype(np.float32), lr)
             if spec.kind == "conv":
                 g2 = g.reshape(-1, spec.out)
-                gw = (g2.T @ entry["cols"]).reshape(self.weights[i].latent.shape)
+                out, c_in, k, _ = self.weights[i].latent.shape
+                gw = (g2.T @ entry["cols"]).reshape(out, k, k, c_in).transpose(0, 3, 1, 2)
                 gx = None if i == 0 else _col2im_nhwc(g2 @ entry["w"], entry["x_shape"],
                                                       spec.kernel, spec.padding)
             else:
