@@ -59,6 +59,8 @@ class PayloadCodec:
                 word |= self._encode(name, values[name], width, signed) << offset
                 continue
             items = values[name]
+            if not hasattr(items, "__len__"):
+                items = list(items)
             if len(items) != count:
                 raise ValueError(f"field {name} needs {count} elements, got {len(items)}")
             word |= self._pack_array(name, items, width, signed) << offset
@@ -70,7 +72,8 @@ class PayloadCodec:
         arrays every cycle (128 lanes of a 128-column array): numpy packs them at once,
         element by element only what numpy's int64 cannot hold exactly."""
         values = np.asarray(items)
-        if width > 62 or values.dtype.kind not in "iub":
+        # (uint64 may not fit int64: element by element, so that a value too large is refused)
+        if width > 62 or values.dtype.kind not in "iub" or values.dtype == np.uint64:
             word = 0
             for k, v in enumerate(items):
                 word |= cls._encode(f"{name}[{k}]", v, width, signed) << (k * width)

@@ -61,6 +61,12 @@ def test_out_of_range_elements_are_named():
     codes[77] = -257
     with pytest.raises(ValueError, match=r"codes\[77\]=-257"):
         codec.pack(first=0, codes=np.array(codes), tile=0)
+    huge = np.zeros(128, np.uint64)
+    huge[5] = np.uint64(2**64 - 1)                 # -1 if it were taken as int64
+    with pytest.raises(ValueError, match=r"codes\[5\]=18446744073709551615"):
+        codec.pack(first=0, codes=huge, tile=0)
+    assert codec.pack(first=0, codes=(c for c in range(-64, 64)), tile=0) == \
+        codec.pack(first=0, codes=list(range(-64, 64)), tile=0)
     with pytest.raises(ValueError, match="needs 128 elements, got 127"):
         codec.pack(first=0, codes=[0] * 127, tile=0)
     with pytest.raises(ValueError, match=r"missing \['tile'\]"):
