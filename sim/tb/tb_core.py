@@ -245,7 +245,7 @@ async def run_network(dut):
     if write_verify:
         dut.prog_start.value = 0
         dut.prog_report__ready.value = 0
-    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
     await reset()
     programming = None
     if write_verify:

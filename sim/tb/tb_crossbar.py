@@ -52,7 +52,7 @@ async def codes_match_golden(dut):
     rng = np.random.default_rng(cocotb.RANDOM_SEED % (1 << 63))
     dut._log.info("seed %d, %d tiles of %dx%d, %d-bit ADC (%s)", cocotb.RANDOM_SEED, tiles,
                   chip.rows, chip.columns, chip.adc_bits, chip.mapping)
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.clk, 10, unit="ns", impl="gpi").start()
     dut.read.value = 0
     expected, checked, saturated = [], 0, 0
     reads = CONFIG["reads"]

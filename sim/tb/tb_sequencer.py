@@ -96,7 +96,7 @@ class SequencerTB:
         dut.cmd__ready.value = 0
 
     async def start(self):
-        Clock(self.dut.clk, 10, unit="ns").start()
+        Clock(self.dut.clk, 10, unit="ns", impl="gpi").start()
         await ClockCycles(self.dut.clk, 2, rising=False)
         self.dut.rst.value = 0
 
