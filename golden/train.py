@@ -279,6 +279,13 @@ def _conv_matrix(w):
     return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
+def _conv_weights(matrix, shape):
+    """The inverse of :func:`_conv_matrix`: an (out, k*k*in) matrix as weights of ``shape``
+    (out, in, k, k)."""
+    out, c_in, k, _ = shape
+    return matrix.reshape(out, k, k, c_in).transpose(0, 3, 1, 2)
+
+
 def _col2im_nhwc(gcols, x_shape, k, pad):
     n, h, w, c = x_shape
     ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
@@ -433,8 +440,7 @@ class _Net:
                 g = self.bns[i].backward(g.astype(np.float32), lr)
             if spec.kind == "conv":
                 g2 = g.reshape(-1, spec.out)
-                out, c_in, k, _ = self.weights[i].latent.shape
-                gw = (g2.T @ entry["cols"]).reshape(out, k, k, c_in).transpose(0, 3, 1, 2)
+                gw = _conv_weights(g2.T @ entry["cols"], self.weights[i].latent.shape)
                 gx = None if i == 0 else _col2im_nhwc(g2 @ entry["w"], entry["x_shape"],
                                                       spec.kernel, spec.padding)
             else:

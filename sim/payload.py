@@ -33,9 +33,14 @@ class PayloadCodec:
         self.width = layout.size
 
     @staticmethod
-    def _encode(name, v, width, signed) -> int:
+    def _range(width, signed) -> tuple[int, int]:
+        """The smallest and largest value of a field of ``width`` bits."""
+        return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+
+    @classmethod
+    def _encode(cls, name, v, width, signed) -> int:
         v = int(v)
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        lo, hi = cls._range(width, signed)
         if not lo <= v <= hi:
             raise ValueError(f"field {name}={v} does not fit {width} "
                              f"{'signed' if signed else 'unsigned'} bits")
@@ -79,7 +84,7 @@ class PayloadCodec:
                 word |= cls._encode(f"{name}[{k}]", v, width, signed) << (k * width)
             return word
         values = values.astype(np.int64, copy=False)
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        lo, hi = cls._range(width, signed)
         outside = (values < lo) | (values > hi)
         if outside.any():
             k = int(np.flatnonzero(outside)[0])

@@ -7,7 +7,16 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-__all__ = ["ClockedStreamTB"]
+__all__ = ["ClockedStreamTB", "start_clock"]
+
+
+def start_clock(clk, period_ns: int = 10) -> None:
+    """Start every mbnn testbench's clock on ``clk``. It toggles inside the simulator
+    (cocotb's C++ clock), not in a Python task woken twice a cycle. Inputs change at falling
+    edges, half a cycle from any rising edge, so its inertial writes race nothing.
+    (BN-binarize's 256-channel regression on Icarus: 4.2 s -> 3.2 s in the simulator, two
+    alternated runs each.)"""
+    Clock(clk, period_ns, unit="ns", impl="gpi").start()
 
 
 class ClockedStreamTB:
@@ -27,12 +36,7 @@ class ClockedStreamTB:
             self.cycle += 1
 
     async def start(self) -> None:
-        # The clock toggles inside the simulator (cocotb's C++ clock), not in a Python task
-        # woken twice a cycle. Inputs change at falling edges, half a cycle from any rising
-        # edge, so its inertial writes race nothing. (BN-binarize's 256-channel regression on
-        # Icarus: 4.2 s -> 3.2 s in the simulator, two alternated runs each.) Likewise in
-        # tb_core, tb_crossbar and tb_sequencer.
-        Clock(self.dut.clk, self.CLOCK_NS, unit="ns", impl="gpi").start()
+        start_clock(self.dut.clk, self.CLOCK_NS)
         cocotb.start_soon(self._count_cycles())
         await self.reset()
         cocotb.start_soon(self.source.run())

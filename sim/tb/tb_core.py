@@ -30,7 +30,6 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import (ClockCycles, FallingEdge, First, ReadOnly, RisingEdge,
                              SimTimeoutError, Timer, with_timeout)
 
@@ -47,6 +46,7 @@ from periphery.pipeline import wb_trace_layout
 from periphery.generate_model import load_programmed_chip
 from sim.coverage import STALL_CLASSES, Coverage, stall_class
 from sim.payload import PayloadCodec
+from sim.tb_base import start_clock
 
 CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 CLOCK_NS = 10
@@ -245,7 +245,7 @@ async def run_network(dut):
     if write_verify:
         dut.prog_start.value = 0
         dut.prog_report__ready.value = 0
-    Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
+    start_clock(dut.clk, CLOCK_NS)
     await reset()
     programming = None
     if write_verify:

@@ -14,13 +14,13 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.analog.chip_state import ProgrammedChip, analog_read
 from golden.chip import ChipConfig
 from golden.mapping import crossbar_read
 from sim.coverage import Coverage
+from sim.tb_base import start_clock
 
 CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 
@@ -52,7 +52,7 @@ async def codes_match_golden(dut):
     rng = np.random.default_rng(cocotb.RANDOM_SEED % (1 << 63))
     dut._log.info("seed %d, %d tiles of %dx%d, %d-bit ADC (%s)", cocotb.RANDOM_SEED, tiles,
                   chip.rows, chip.columns, chip.adc_bits, chip.mapping)
-    Clock(dut.clk, 10, unit="ns", impl="gpi").start()
+    start_clock(dut.clk)
     dut.read.value = 0
     expected, checked, saturated = [], 0, 0
     reads = CONFIG["reads"]

@@ -15,7 +15,6 @@ import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 from golden.mapping import compile_model
@@ -25,6 +24,7 @@ from sim.coverage import STALL_CLASSES, Coverage, stall_class
 from sim.payload import PayloadCodec
 from sim.regressions import CORE_SETS
 from sim.scoreboard import InOrderScoreboard
+from sim.tb_base import start_clock
 
 _CONFIG = json.loads(os.environ["MBNN_PARAMS"])
 CORE = CORE_SETS[_CONFIG["set"]]
@@ -96,7 +96,7 @@ class SequencerTB:
         dut.cmd__ready.value = 0
 
     async def start(self):
-        Clock(self.dut.clk, 10, unit="ns", impl="gpi").start()
+        start_clock(self.dut.clk)
         await ClockCycles(self.dut.clk, 2, rising=False)
         self.dut.rst.value = 0
 
