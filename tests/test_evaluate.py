@@ -4,6 +4,7 @@ the read-noise model against per-cell noise, determinism, and the command line."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,8 +139,9 @@ def test_evaluate_bad_input(args, message):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "numpy"])
 @pytest.mark.parametrize("cells", ["halves", "thirds"])
-def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells, monkeypatch):
+def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells, kernel, monkeypatch):
     """Values on or next to a rounding boundary k + 0.5, where float32 products and the exact
     double sum round differently (and rint, the fast read's rounding, differs from
     floor(x + 0.5) on exact ties). ``halves``: cells of 0.5 and 1.5 weights plus or minus a
@@ -148,7 +150,8 @@ def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells, monkeyp
     float32 sum misses it by its rounding error (~1e-6): only a margin that covers that
     error recomputes them (a margin of 1e-7 fails). The layer read must give the exact
     read's codes on every read; the test counts the values it put within 1e-6 of a boundary
-    so that it cannot pass vacuously."""
+    so that it cannot pass vacuously. Both ways of rounding a tile: the C kernel's one pass
+    and numpy's steps."""
     from dataclasses import replace
 
     import golden.analog.evaluate as evaluate
@@ -189,7 +192,12 @@ def test_fast_read_recomputes_values_on_rounding_boundaries(seed, cells, monkeyp
         return original(bit_rows, tiles, t, j, chip_state)
 
     monkeypatch.setattr(evaluate, "_exact_codes", counting)
-    fast = accumulate(bits, layer, mapped.chip, read_layer=layer_reader(mapped, state))
+    reader = layer_reader(mapped, state, kernel=kernel)
+    if kernel and reader.kernel is None:
+        pytest.fail("the C kernel is not loaded (test_native tells why)") if os.environ.get(
+            "CI") else pytest.skip("no C compiler here")
+    assert (reader.kernel is None) == (not kernel)
+    fast = accumulate(bits, layer, mapped.chip, read_layer=reader)
     np.testing.assert_array_equal(fast, accumulate(bits, layer, mapped.chip, read=exact))
     # how many values the test put next to a boundary, over all the layer's arrays: every
     # one of them must have been recomputed (more may be: the margin is a bound)
