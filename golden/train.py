@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import native
 from .bn_fold import BatchNorm, fold_batchnorm
 from .model import ARCHITECTURES, Architecture, BnnModel, Layer, preactivation_range
 
@@ -135,16 +136,36 @@ class _Adam:
         np.multiply(grad, grad, out=tmp)
         tmp *= 1 - self.b2
         v += tmp
-        corr = np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
         np.sqrt(v, out=tmp)
         tmp += self.eps
         np.divide(m, tmp, out=tmp)
-        tmp *= lr * corr
+        tmp *= lr * self._correction()      # a float64 scalar: numpy multiplies in double
         return tmp
+
+    def _correction(self):
+        """Adam's bias correction of step ``t``, float64."""
+        return np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+
+    def fused_step(self, kernel, latent, grad, lr, sign=None):
+        """:meth:`delta` with the latent weights' update of :class:`_BinaryWeights` in one
+        pass of the C kernel (:func:`golden.native.adam_latent`; the same float32 operations,
+        so the same moments, weights and signs bit for bit): with ``sign``, ``latent`` moves
+        by the step, clipped to [-1, 1], and ``sign`` receives its signs; without, the step is
+        returned (this optimiser's buffer) and ``latent`` is left alone."""
+        self.t += 1
+        scale = lr * self._correction()
+        kernel(latent, self.m, self.v, grad, sign, None if sign is not None else self.tmp,
+               self.b1, self.b2, self.eps, scale)
+        return self.tmp
 
 
 def _sign(x):
-    return np.where(x >= 0, np.float32(1), np.float32(-1))
+    """+1 where ``x >= 0`` (so at -0.0 too), else -1, float32: ``2 * (x >= 0) - 1``, exact,
+    and 13x faster than a select (measured on a 100 x 1024 batch)."""
+    out = np.greater_equal(x, 0).astype(np.float32)
+    out *= 2
+    out -= 1
+    return out
 
 
 class _BinaryWeights:
@@ -153,6 +174,10 @@ class _BinaryWeights:
     def __init__(self, rng, shape, fault_map=None, layer=0, latent_update=None):
         self.latent = rng.uniform(-1, 1, size=shape).astype(np.float32)
         self.opt = _Adam(shape)
+        # the signs the fused update wrote with the latent weights it wrote (None: stale)
+        self._kernel = native.adam_latent()
+        self._sign = np.empty(shape, np.float32) if self._kernel is not None else None
+        self._sign_fresh = False
         self.layer, self.latent_update = layer, latent_update
         self.fault = None
         if fault_map is not None:
@@ -166,7 +191,10 @@ class _BinaryWeights:
     def binary(self) -> np.ndarray:
         # copysign is several times faster than a compare-and-select; latent weights are never
         # exactly zero in practice, and export uses this same function, so whatever it does
-        # at +-0 is what the exported model holds.
+        # at +-0 is what the exported model holds. After a fused update the signs it wrote
+        # (the same copysign) are returned: a buffer the next update overwrites.
+        if self._sign_fresh:
+            return self._sign
         return np.copysign(np.float32(1), self.latent)
 
     def effective(self, rng, noise_std: float, reads=None) -> np.ndarray:
@@ -185,6 +213,16 @@ class _BinaryWeights:
     def update(self, grad, lr):
         if self.fault is not None:
             grad = np.where(self.fault != 0, 0, grad)
+        self._sign_fresh = False
+        if self._kernel is not None and grad.dtype == np.float32:
+            grad = np.ascontiguousarray(grad)
+            if self.latent_update is None:
+                self.opt.fused_step(self._kernel, self.latent, grad, lr, self._sign)
+                self._sign_fresh = True
+                return
+            step = self.opt.fused_step(self._kernel, self.latent, grad, lr)
+            self.latent_update(self.layer, self.latent, step)
+            return
         step = self.opt.delta(grad, lr)
         if self.latent_update is not None:
             self.latent_update(self.layer, self.latent, step)
@@ -194,7 +232,8 @@ class _BinaryWeights:
 
 
 class _BatchNorm:
-    def __init__(self, channels, eps, momentum):
+    def __init__(self, channels, eps, momentum, steps=None):
+        self.steps = steps          # native.TrainSteps, or None: numpy
         self.gamma = np.ones(channels, np.float64)
         self.beta = np.zeros(channels, np.float64)
         self.mean = np.zeros(channels, np.float64)
@@ -204,14 +243,29 @@ class _BatchNorm:
 
     def forward_train(self, a):
         axes = tuple(range(a.ndim - 1))
-        mu = a.mean(axis=axes)
-        var = a.var(axis=axes)
+        # numpy sums a single channel pairwise (one contiguous axis), several row by row as
+        # the kernel does
+        fused = self.steps is not None and a.dtype == np.float32 and a.shape[-1] > 1
+        if fused:
+            mu, xhat, var = self.steps.bn_statistics(a)
+        else:
+            mu = a.mean(axis=axes)
+            # a.var's own steps (sum of squared deviations from the same mean, divided by
+            # the count), with the deviations kept: they are xhat's numerator
+            xhat = a - mu
+            var = np.square(xhat).sum(axis=axes)
+            var /= a.size // a.shape[-1]
         self.mean += self.momentum * (mu - self.mean)
         self.var += self.momentum * (var - self.var)
         inv = (1.0 / np.sqrt(var + self.eps)).astype(np.float32)
-        xhat = (a - mu.astype(np.float32)) * inv
         self.cache = (xhat, inv)
-        return xhat * self.gamma.astype(np.float32) + self.beta.astype(np.float32)
+        if fused:
+            return self.steps.bn_normalize(xhat, inv, self.gamma.astype(np.float32),
+                                           self.beta.astype(np.float32))
+        xhat *= inv
+        y = xhat * self.gamma.astype(np.float32)
+        y += self.beta.astype(np.float32)
+        return y
 
     def sign_eval(self, a, integral: bool = False):
         """The inference activation: the sign (0 counts as +1, float32 +-1) of the float64
@@ -239,15 +293,22 @@ class _BatchNorm:
     def backward(self, g, lr):
         xhat, inv = self.cache
         axes = tuple(range(g.ndim - 1))
-        n = np.float32(np.prod([g.shape[i] for i in axes]))
-        dbeta = g.sum(axis=axes)
-        gx = g * xhat
-        dgamma = gx.sum(axis=axes)
-        # dx = gamma * inv * (g - mean(g) - xhat * mean(g * xhat)), computed in place in gx
-        np.multiply(xhat, (dgamma / n).astype(np.float32), out=gx)
-        np.subtract(g, gx, out=gx)
-        gx -= (dbeta / n).astype(np.float32)
-        gx *= (self.gamma * inv).astype(np.float32)
+        n = np.float32(g.size // g.shape[-1])
+        fused = self.steps is not None and g.dtype == np.float32 and g.shape[-1] > 1
+        if fused:
+            dbeta, dgamma = self.steps.bn_backward_sums(g, xhat)
+            gx = self.steps.bn_backward_apply(g, xhat, (dgamma / n).astype(np.float32),
+                                              (dbeta / n).astype(np.float32),
+                                              (self.gamma * inv).astype(np.float32))
+        else:
+            dbeta = g.sum(axis=axes)
+            gx = g * xhat
+            dgamma = gx.sum(axis=axes)
+            # dx = gamma * inv * (g - mean(g) - xhat * mean(g * xhat)), in place in gx
+            np.multiply(xhat, (dgamma / n).astype(np.float32), out=gx)
+            np.subtract(g, gx, out=gx)
+            gx -= (dbeta / n).astype(np.float32)
+            gx *= (self.gamma * inv).astype(np.float32)
         self.opt_g.step(self.gamma, dgamma.astype(np.float64), lr)
         self.opt_b.step(self.beta, dbeta.astype(np.float64), lr)
         return gx
@@ -304,13 +365,16 @@ class _Net:
                  latent_update=None):
         self.arch, self.cfg, self.rng = arch, cfg, rng
         self.reads = reads
+        # the fused steps of golden/native/train_steps.c (bit-identical; None: numpy's)
+        self.steps = native.train_steps()
         fault_maps = fault_maps or {}
         self.weights, self.bns = [], []
         for i, spec in enumerate(arch.layers):
             self.weights.append(_BinaryWeights(rng, arch.weight_shape(i), fault_maps.get(i), i,
                                                latent_update))
             last = i == len(arch.layers) - 1
-            self.bns.append(None if last else _BatchNorm(spec.out, cfg.bn_eps, cfg.bn_momentum))
+            self.bns.append(None if last else _BatchNorm(spec.out, cfg.bn_eps, cfg.bn_momentum,
+                                                         self.steps))
         # 0-d array so the optimiser can update it in place
         self.log_scale = np.array(-0.5 * np.log(arch.shapes()[-1][2]))
         self.opt_scale = _Adam((), dtype=np.float64)
@@ -339,7 +403,9 @@ class _Net:
             drop = None
             if train and i > 0 and self.cfg.dropout > 0:
                 keep = 1 - self.cfg.dropout
-                drop = (self.rng.random(x.shape, dtype=np.float32) < keep) / np.float32(keep)
+                # 0 or float32(1) / float32(keep), the values of (r < keep) / keep
+                drop = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(np.float32)
+                drop *= np.float32(1) / np.float32(keep)
                 x = x * drop
             reads = None if self.reads is None else self.reads(i, self.rng, train)
             if train or reads is not None:
@@ -348,7 +414,8 @@ class _Net:
                 w = self.weights[i].binary() if binary is None else binary[i]
             pad_value = 0.0 if i == 0 else -1.0
             if spec.kind == "conv":
-                cols, (n, ho, wo) = _im2col_nhwc(x, spec.kernel, spec.padding, pad_value)
+                cols, (n, ho, wo) = (_im2col_nhwc if self.steps is None else self.steps.im2col)(
+                    x, spec.kernel, spec.padding, pad_value)
                 wmat = _conv_matrix(w)
                 a = (cols @ wmat.T).reshape(n, ho, wo, spec.out)
                 entry = {"cols": cols, "w": wmat, "x_shape": x.shape, "drop": drop}
@@ -375,7 +442,11 @@ class _Net:
                         n, h // p, p, wd // p, p, c).max(axis=(2, 4))
                 continue
             y = self.bns[i].forward_train(a)
-            if spec.pool > 1:
+            if spec.pool > 1 and self.steps is not None:
+                # the shares are recomputed from y in the backward pass (no share array)
+                entry["pre_pool"] = y
+                y = self.steps.maxpool(y, spec.pool)
+            elif spec.pool > 1:
                 n, h, wd, c = y.shape
                 p = spec.pool
                 blocks = y[:, :h // p * p, :wd // p * p, :].reshape(n, h // p, p, wd // p, p, c)
@@ -426,7 +497,10 @@ class _Net:
         arch = self.arch
         for i in range(len(arch.layers) - 1, -1, -1):
             spec, entry = arch.layers[i], self.cache[i]
-            if self.bns[i] is not None:
+            if self.bns[i] is not None and "pre_pool" in entry:
+                # the straight-through sign and the pooling's backward in one pass
+                g = self.steps.maxpool_backward(entry["pre_pool"], entry["y"], g, spec.pool)
+            elif self.bns[i] is not None:
                 g = g * (np.abs(entry["y"]) <= 1)          # straight-through sign
                 if spec.pool > 1:
                     gb = entry["pool_share"] * g[:, :, None, :, None, :]
@@ -437,12 +511,14 @@ class _Net:
                     else:   # rows/columns dropped by the pool get no gradient
                         g = np.zeros((n, h, wd, c), np.float32)
                         g[:, :h // p * p, :wd // p * p, :] = gb.reshape(n, h // p * p, wd // p * p, c)
-                g = self.bns[i].backward(g.astype(np.float32), lr)
+            if self.bns[i] is not None:
+                g = self.bns[i].backward(g.astype(np.float32, copy=False), lr)
             if spec.kind == "conv":
                 g2 = g.reshape(-1, spec.out)
                 gw = _conv_weights(g2.T @ entry["cols"], self.weights[i].latent.shape)
-                gx = None if i == 0 else _col2im_nhwc(g2 @ entry["w"], entry["x_shape"],
-                                                      spec.kernel, spec.padding)
+                gx = None if i == 0 else (
+                    _col2im_nhwc if self.steps is None else self.steps.col2im)(
+                        g2 @ entry["w"], entry["x_shape"], spec.kernel, spec.padding)
             else:
                 g2 = g
                 gw = entry["x"].T @ g
@@ -572,6 +648,7 @@ class Trainer:
         cfg = self.cfg
         n = len(train_labels)
         steps = (n + cfg.batch_size - 1) // cfg.batch_size
+        native.keep_freed_memory()      # each step frees and reallocates the same arrays
         for epoch in range(cfg.epochs):
             t0 = time.perf_counter()
             lr = cfg.learning_rate(epoch)

@@ -116,3 +116,133 @@ def test_a_failed_build_warns_once_and_falls_back(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         assert native.tile_codes() is None
     assert list(tmp_path.iterdir()) == []
+
+
+def _train_state(arch: str, images: int, monkeypatch, kernels: bool, **overrides) -> list:
+    """Every latent weight, Adam moment, batch-norm parameter and running statistic after one
+    epoch of ``arch``'s recipe on the first ``images`` training images."""
+    from golden.mnist import binarize_pixels, load_mnist
+    from golden.train import TrainConfig, Trainer
+
+    with monkeypatch.context() as patch:
+        if not kernels:
+            patch.setattr(native, "adam_latent", lambda: None)
+            patch.setattr(native, "train_steps", lambda: None)
+        train = load_mnist("train")
+        x = binarize_pixels(train.images[:images])
+        y = train.labels[:images].astype(np.int64)
+        trainer = Trainer(TrainConfig.recipe(arch, epochs=1, seed=5, recalibrate_bn=False,
+                                             **overrides))
+        assert (trainer.net.steps is not None) == kernels
+        trainer.fit(x, y, log=lambda *a, **k: None)
+    state = []
+    for w in trainer.net.weights:
+        state += [w.latent, w.opt.m, w.opt.v, w.binary()]
+    for bn in trainer.net.bns:
+        if bn is not None:
+            state += [bn.gamma, bn.beta, bn.mean, bn.var]
+    return [np.array(s, copy=True) for s in state]
+
+
+@pytest.mark.parametrize("arch, images, overrides", [
+    ("cnn", 200, {}),
+    ("mlp", 400, {}),
+    ("mlp", 400, {"weight_noise_std": 0.1}),
+])
+def test_training_with_the_kernels_is_bit_identical(arch, images, overrides, monkeypatch):
+    """One epoch with the fused kernels (Adam, and the CNN's unfolding, batch-norm, pooling
+    and their backward passes) leaves every weight, moment and statistic bit-identical to
+    numpy's passes (the recipes' shifts and dropout included)."""
+    _kernel()
+    fused = _train_state(arch, images, monkeypatch, True, **overrides)
+    plain = _train_state(arch, images, monkeypatch, False, **overrides)
+    assert len(fused) == len(plain)
+    for k, (a, b) in enumerate(zip(fused, plain)):
+        assert a.dtype == b.dtype and a.shape == b.shape, k
+        assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"array {k} differs"
+
+
+def test_adam_kernel_equals_numpy_adam(seed):
+    """Three steps of the fused update against _Adam.delta, clip and copysign, bitwise, in
+    both modes (the step returned; the latent weights moved), weights starting at the clip
+    bounds and at -0.0 included."""
+    from golden.train import _Adam
+
+    print(f"seed {seed}")
+    _kernel()
+    kernel = native.adam_latent()
+    rng = np.random.default_rng(seed)
+    shape = (300, 7)
+    latent0 = rng.uniform(-1, 1, shape).astype(np.float32)
+    latent0.flat[:3] = (1.0, -1.0, -0.0)
+    ours, theirs = _Adam(shape), _Adam(shape)
+    fused, plain = latent0.copy(), latent0.copy()
+    sign = np.empty(shape, np.float32)
+    for t, lr in enumerate((0.03, 0.01, 3e-4)):
+        grad = (rng.standard_normal(shape) * 10.0 ** rng.integers(-4, 2, shape)).astype(np.float32)
+        step = theirs.delta(grad, lr)
+        if t == 1:      # the step-only mode, as the in-situ update uses it
+            got = ours.fused_step(kernel, fused, grad, lr)
+            assert np.array_equal(got.view(np.uint32), step.view(np.uint32))
+            fused -= got
+            np.clip(fused, -1, 1, out=fused)
+        else:
+            ours.fused_step(kernel, fused, grad, lr, sign)
+        plain -= step
+        np.clip(plain, -1, 1, out=plain)
+        for a, b in ((ours.m, theirs.m), (ours.v, theirs.v), (fused, plain)):
+            assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), t
+    assert np.array_equal(sign.view(np.uint32),
+                          np.copysign(np.float32(1), plain).view(np.uint32))
+
+
+def test_train_steps_equal_their_numpy_code(seed):
+    """Each fused step against the numpy code in golden.train on awkward shapes: one input
+    channel (where batch-norm keeps numpy's pairwise sums), an odd map (7 x 7: the pooling drops a row and a column), integer-valued maps
+    (ties for the maximum in most blocks), values beyond the straight-through window."""
+    import golden.train as train
+
+    print(f"seed {seed}")
+    _kernel()
+    steps = native.train_steps()
+    rng = np.random.default_rng(seed)
+    for n, h, w, c, k, pad, pad_value in ((3, 28, 28, 1, 3, 1, 0.0), (2, 7, 7, 5, 3, 1, -1.0),
+                                          (2, 6, 5, 3, 3, 0, -1.0), (4, 14, 14, 64, 3, 1, -1.0)):
+        x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+        want, shape = train._im2col_nhwc(x, k, pad, pad_value)
+        got, got_shape = steps.im2col(x, k, pad, pad_value)
+        assert got_shape == shape and np.array_equal(got, want)
+        gcols = rng.standard_normal(want.shape).astype(np.float32)
+        want = np.ascontiguousarray(train._col2im_nhwc(gcols, x.shape, k, pad))
+        assert np.array_equal(steps.col2im(gcols, x.shape, k, pad).view(np.uint32),
+                              want.view(np.uint32))
+
+        a = np.round(rng.standard_normal((n, h, w, c)) * 3).astype(np.float32)
+        fused_bn = train._BatchNorm(c, 1e-5, 0.1, steps)
+        plain_bn = train._BatchNorm(c, 1e-5, 0.1)
+        gamma, beta = rng.uniform(0.5, 2, c), rng.uniform(-1, 1, c)
+        for bn in (fused_bn, plain_bn):
+            bn.gamma, bn.beta = gamma.copy(), beta.copy()
+        y_fused, y_plain = fused_bn.forward_train(a), plain_bn.forward_train(a)
+        assert np.array_equal(y_fused.view(np.uint32), y_plain.view(np.uint32))
+        assert np.array_equal(fused_bn.mean, plain_bn.mean)
+        assert np.array_equal(fused_bn.var, plain_bn.var)
+        g = rng.standard_normal(a.shape).astype(np.float32)
+        gx_fused, gx_plain = fused_bn.backward(g, 0.01), plain_bn.backward(g, 0.01)
+        assert np.array_equal(gx_fused.view(np.uint32), gx_plain.view(np.uint32))
+        assert np.array_equal(fused_bn.gamma, plain_bn.gamma)
+
+        p = 2
+        blocks = a[:, :h // p * p, :w // p * p].reshape(n, h // p, p, w // p, p, c)
+        pooled = blocks.max(axis=(2, 4))
+        assert np.array_equal(steps.maxpool(a, p), pooled)
+        ties = int(np.sum((blocks == pooled[:, :, None, :, None, :]).sum(axis=(2, 4)) > 1))
+        assert ties > pooled.size // 10, ties
+        gp = rng.standard_normal(pooled.shape).astype(np.float32)
+        share = (blocks == pooled[:, :, None, :, None, :]).astype(np.float32)
+        share /= share.sum(axis=(2, 4), keepdims=True)
+        want = np.zeros(a.shape, np.float32)
+        want[:, :h // p * p, :w // p * p] = (share * (gp * (np.abs(pooled) <= 1))[
+            :, :, None, :, None, :]).reshape(n, h // p * p, w // p * p, c)
+        got = steps.maxpool_backward(a, pooled, gp, p)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["tile_codes", "available"]
+__all__ = ["tile_codes", "adam_latent", "train_steps", "TrainSteps", "available"]
 
 _SOURCE_DIR = Path(__file__).resolve().parent
 _FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
@@ -138,3 +138,208 @@ def tile_codes():
                       _pointer(flag_code, f32, "flag_code"),
                       _pointer(flag_residual, f32, "flag_residual")))
     return call
+
+
+def adam_latent():
+    """The fused Adam step on a layer's latent weights (``adam_latent.c``), or None.
+
+    Returns a function ``(latent, m, v, grad, sign, step, b1, b2, eps, scale)`` over
+    C-contiguous float32 arrays of one size: the moments ``m``, ``v`` advance by ``grad``
+    (coefficients ``b1``, ``b2``, Python floats, rounded to float32 as numpy rounds them,
+    ``1 - b`` included); then either ``step`` (an array) receives ``(m / (sqrt(v) + eps)) *
+    scale`` (``scale`` a float64, the product taken in double as numpy takes it), or, with
+    ``step`` None, ``latent`` moves by it, clipped to [-1, 1], and ``sign`` receives the signs
+    of the new latent weights as ``copysign(1, latent)``.
+    """
+    lib = _library("adam_latent")
+    if lib is None:
+        return None
+    fn = lib.mbnn_adam_latent
+    p, f = ctypes.c_void_p, ctypes.c_float
+    fn.restype = None
+    fn.argtypes = [p, p, p, p, p, p, ctypes.c_int64, f, f, f, f, f, ctypes.c_double]
+    f32 = np.float32
+
+    def call(latent, m, v, grad, sign, step, b1, b2, eps, scale):
+        arrays = {"latent": latent, "m": m, "v": v, "grad": grad}
+        arrays.update({"step": step} if step is not None else {"sign": sign})
+        if any(a.size != m.size for a in arrays.values()):
+            raise ValueError("adam_latent: every array needs the moments' size")
+        ptr = {name: _pointer(a, f32, name) for name, a in arrays.items()}
+        fn(ptr["latent"], ptr["m"], ptr["v"], ptr["grad"], ptr.get("sign"), ptr.get("step"),
+           m.size, f32(b1), f32(1 - b1), f32(b2), f32(1 - b2), f32(eps), float(scale))
+    return call
+
+
+class TrainSteps:
+    """The convolutional network's training steps of ``train_steps.c``, each equal bit for bit
+    to the numpy code in :mod:`golden.train` that specifies it (named in each method).
+    Arrays in: float32, C-contiguous (NHWC for images); arrays out: fresh, C-contiguous."""
+
+    def __init__(self, lib: ctypes.CDLL):
+        p, i, f = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+        kinds = {"im2col_nhwc": [p, i, i, i, i, i, i, f, p],
+                 "col2im_nhwc": [p, i, i, i, i, i, i, p],
+                 "bn_statistics": [p, i, i, p, p, p],
+                 "bn_normalize": [p, i, i, p, p, p, p],
+                 "bn_backward_sums": [p, p, i, i, p, p],
+                 "bn_backward_apply": [p, p, i, i, p, p, p, p],
+                 "maxpool": [p, i, i, i, i, i, p],
+                 "maxpool_backward": [p, p, p, i, i, i, i, i, p, p]}
+        for name, argtypes in kinds.items():
+            fn = getattr(lib, "mbnn_" + name)
+            fn.restype, fn.argtypes = None, argtypes
+            setattr(self, "_" + name, fn)
+
+    @staticmethod
+    def _in(array: np.ndarray, name: str, ndim: int) -> np.ndarray:
+        array = np.ascontiguousarray(array)
+        if array.dtype != np.float32 or array.ndim != ndim:
+            raise TypeError(f"{name} must be a {ndim}-D float32 array, not {array.dtype} "
+                            f"{array.shape}")
+        return array
+
+    @staticmethod
+    def _ptr(array: np.ndarray) -> int:
+        return array.__array_interface__["data"][0]
+
+    def im2col(self, x, k: int, pad: int, pad_value: float):
+        """``_im2col_nhwc``: the (N*Ho*Wo, k*k*C) windows of NHWC ``x``, and (N, Ho, Wo)."""
+        x = self._in(x, "x", 4)
+        n, h, w, c = x.shape
+        ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+        cols = np.empty((n * ho * wo, k * k * c), np.float32)
+        self._im2col_nhwc(self._ptr(x), n, h, w, c, k, pad, pad_value, self._ptr(cols))
+        return cols, (n, ho, wo)
+
+    def col2im(self, gcols, x_shape, k: int, pad: int):
+        """``_col2im_nhwc``: the input gradient (NHWC ``x_shape``) of the windows' gradient."""
+        n, h, w, c = x_shape
+        ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+        gcols = self._in(gcols, "gcols", 2)
+        if gcols.shape != (n * ho * wo, k * k * c):
+            raise ValueError(f"gcols {gcols.shape} are not the windows of {x_shape}")
+        gx = np.empty(x_shape, np.float32)
+        self._col2im_nhwc(self._ptr(gcols), n, h, w, c, k, pad, self._ptr(gx))
+        return gx
+
+    def bn_statistics(self, a):
+        """``_BatchNorm.forward_train``'s statistics over all axes but the last:
+        (mean, deviations ``a - mean``, var), float32. Sums row by row, numpy's order for
+        two or more channels (a single channel numpy sums pairwise: refused)."""
+        a = self._in(a, "a", a.ndim)
+        c = a.shape[-1]
+        if c < 2:
+            raise ValueError("bn_statistics sums two or more channels (numpy's order)")
+        mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
+        xhat = np.empty_like(a)
+        self._bn_statistics(self._ptr(a), a.size // c, c, self._ptr(mean), self._ptr(xhat),
+                            self._ptr(var))
+        return mean, xhat, var
+
+    def bn_normalize(self, xhat, inv, gamma, beta):
+        """``xhat *= inv`` in place, and ``xhat * gamma + beta`` (per channel, float32)."""
+        c = xhat.shape[-1]
+        coefficients = [self._in(v, name, 1) for v, name in
+                        ((inv, "inv"), (gamma, "gamma"), (beta, "beta"))]
+        if not xhat.flags.c_contiguous or xhat.dtype != np.float32 \
+                or any(v.shape != (c,) for v in coefficients):
+            raise TypeError("bn_normalize needs C-contiguous float32 xhat and one float32 "
+                            "coefficient per channel")
+        y = np.empty_like(xhat)
+        self._bn_normalize(self._ptr(xhat), xhat.size // c, c,
+                           *map(self._ptr, coefficients), self._ptr(y))
+        return y
+
+    def bn_backward_sums(self, g, xhat):
+        """``_BatchNorm.backward``'s sums: (``g.sum``, ``(g * xhat).sum``) per channel."""
+        g, xhat = self._in(g, "g", g.ndim), self._in(xhat, "xhat", xhat.ndim)
+        if g.shape != xhat.shape:
+            raise ValueError(f"g {g.shape} and xhat {xhat.shape} differ")
+        c = g.shape[-1]
+        if c < 2:
+            raise ValueError("bn_backward_sums sums two or more channels (numpy's order)")
+        dbeta, dgamma = np.empty(c, np.float32), np.empty(c, np.float32)
+        self._bn_backward_sums(self._ptr(g), self._ptr(xhat), g.size // c, c,
+                               self._ptr(dbeta), self._ptr(dgamma))
+        return dbeta, dgamma
+
+    def bn_backward_apply(self, g, xhat, kg, kb, ks):
+        """``((g - xhat * kg) - kb) * ks`` per channel."""
+        g, xhat = self._in(g, "g", g.ndim), self._in(xhat, "xhat", xhat.ndim)
+        if g.shape != xhat.shape:
+            raise ValueError(f"g {g.shape} and xhat {xhat.shape} differ")
+        c = g.shape[-1]
+        coefficients = [self._in(v, name, 1) for v, name in ((kg, "kg"), (kb, "kb"),
+                                                             (ks, "ks"))]
+        if any(v.shape != (c,) for v in coefficients):
+            raise ValueError("bn_backward_apply needs one coefficient per channel")
+        gx = np.empty_like(g)
+        self._bn_backward_apply(self._ptr(g), self._ptr(xhat), g.size // c, c,
+                                *map(self._ptr, coefficients), self._ptr(gx))
+        return gx
+
+    def maxpool(self, y, p: int):
+        """p x p max-pooling of NHWC ``y`` (rows and columns past a whole block dropped)."""
+        y = self._in(y, "y", 4)
+        n, h, w, c = y.shape
+        pooled = np.empty((n, h // p, w // p, c), np.float32)
+        self._maxpool(self._ptr(y), n, h, w, c, p, self._ptr(pooled))
+        return pooled
+
+    def maxpool_backward(self, y, pooled, g, p: int):
+        """``_Net.backward``'s straight-through sign of a pooled layer, ``g * (|pooled| <=
+        1)``, then the pooling's backward: the gradient split between each block's maxima of
+        ``y`` (the pooling's input), as the shares ``_Net.forward`` records."""
+        y, pooled, g = self._in(y, "y", 4), self._in(pooled, "pooled", 4), self._in(g, "g", 4)
+        n, h, w, c = y.shape
+        if g.shape != (n, h // p, w // p, c) or pooled.shape != g.shape:
+            raise ValueError(f"pooled {pooled.shape} and g {g.shape} are not the {p}x{p} "
+                             f"pooling of {y.shape}")
+        gx = np.empty_like(y)
+        count = np.empty(c, np.float32)
+        self._maxpool_backward(self._ptr(y), self._ptr(pooled), self._ptr(g), n, h, w, c, p,
+                               self._ptr(gx), self._ptr(count))
+        return gx
+
+
+def train_steps() -> TrainSteps | None:
+    """The convolutional network's fused training steps (:class:`TrainSteps`), or None."""
+    lib = _library("train_steps")
+    if lib is None:
+        return None
+    if id(lib) not in _steps:
+        _steps[id(lib)] = TrainSteps(lib)
+    return _steps[id(lib)]
+
+
+_steps: dict[int, TrainSteps] = {}
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt parameters (malloc.h)
+_heap_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Have this process's allocator keep the memory it frees for the next allocations
+    instead of returning it to the system (glibc only; elsewhere nothing is done).
+
+    Training allocates and frees hundreds of MiB of arrays per step. glibc hands blocks of
+    more than its mmap threshold (at most 32 MiB: the CNN's unfolded inputs are 45 MiB a
+    batch) straight back to the system, and trims the heap's top; every reuse then faults
+    its pages in again, which costs 25-60 us a page on the sandboxed machines this project
+    runs on (one CNN epoch on 1 000 images: 43 000 faults, 1.1 s of 2.9 s in the kernel).
+    Raising both thresholds keeps the process at its peak heap (a few hundred MiB for
+    training) and takes the faults out of every step after the first. Results do not
+    change. Returns whether the setting was applied (once per process)."""
+    global _heap_kept
+    with _lock:
+        if not _heap_kept:
+            try:
+                mallopt = ctypes.CDLL(None).mallopt
+            except (OSError, AttributeError):
+                return False
+            mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+            _heap_kept = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+                              and mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+        return _heap_kept
