@@ -18,38 +18,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from golden.mnist import binarize_pixels, load_mnist
 from golden.model import infer, load_model
+from roofline import gemm_roofline, model_macs
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def gemm_roofline(n: int = 1024, repeats: int = 5) -> float:
-    """Best-of-``repeats`` float32 GEMM rate (FLOP/s) on one core."""
-    rng = np.random.default_rng(0)
-    a = rng.random((n, n), dtype=np.float32)
-    b = rng.random((n, n), dtype=np.float32)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best
-
-
-def model_macs(model) -> int:
-    """Multiply-accumulates per image of all layers."""
-    total = 0
-    for i, (spec, (_, out_shape, fan_in)) in enumerate(zip(model.arch.layers, model.arch.shapes())):
-        positions = 1
-        if spec.kind == "conv":
-            h_in, w_in = model.arch.shapes()[i][0][1:]
-            positions = (h_in + 2 * spec.padding - spec.kernel + 1) * (w_in + 2 * spec.padding - spec.kernel + 1)
-        total += positions * fan_in * spec.out
-    return total
 
 
 def main() -> None:

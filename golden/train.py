@@ -241,7 +241,9 @@ class _BatchNorm:
         self.eps, self.momentum = eps, momentum
         self.opt_g, self.opt_b = _Adam(channels, dtype=np.float64), _Adam(channels, dtype=np.float64)
 
-    def forward_train(self, a):
+    def forward_train(self, a, sign: bool = False):
+        """The training-mode output ``y`` of pre-activations ``a``; with ``sign``, ``(y,
+        _sign(y))``, the next layer's input."""
         axes = tuple(range(a.ndim - 1))
         # numpy sums a single channel pairwise (one contiguous axis), several row by row as
         # the kernel does
@@ -261,11 +263,11 @@ class _BatchNorm:
         self.cache = (xhat, inv)
         if fused:
             return self.steps.bn_normalize(xhat, inv, self.gamma.astype(np.float32),
-                                           self.beta.astype(np.float32))
+                                           self.beta.astype(np.float32), sign)
         xhat *= inv
         y = xhat * self.gamma.astype(np.float32)
         y += self.beta.astype(np.float32)
-        return y
+        return (y, _sign(y)) if sign else y
 
     def sign_eval(self, a, integral: bool = False):
         """The inference activation: the sign (0 counts as +1, float32 +-1) of the float64
@@ -290,17 +292,22 @@ class _BatchNorm:
     def _expression(self, a):
         return self.gamma * (a - self.mean) / np.sqrt(self.var + self.eps) + self.beta
 
-    def backward(self, g, lr):
+    def backward(self, g, lr, ste=None):
+        """The input gradient of output gradient ``g``; with ``ste`` (the output ``y``), of
+        ``g * (|y| <= 1)``, the straight-through sign's gradient, first. Updates gamma and
+        beta."""
         xhat, inv = self.cache
         axes = tuple(range(g.ndim - 1))
         n = np.float32(g.size // g.shape[-1])
         fused = self.steps is not None and g.dtype == np.float32 and g.shape[-1] > 1
         if fused:
-            dbeta, dgamma = self.steps.bn_backward_sums(g, xhat)
+            dbeta, dgamma = self.steps.bn_backward_sums(g, xhat, ste)
             gx = self.steps.bn_backward_apply(g, xhat, (dgamma / n).astype(np.float32),
                                               (dbeta / n).astype(np.float32),
-                                              (self.gamma * inv).astype(np.float32))
+                                              (self.gamma * inv).astype(np.float32), ste)
         else:
+            if ste is not None:
+                g = g * (np.abs(ste) <= 1)
             dbeta = g.sum(axis=axes)
             gx = g * xhat
             dgamma = gx.sum(axis=axes)
@@ -441,12 +448,16 @@ class _Net:
                     x = x[:, :h // p * p, :wd // p * p, :].reshape(
                         n, h // p, p, wd // p, p, c).max(axis=(2, 4))
                 continue
-            y = self.bns[i].forward_train(a)
             if spec.pool > 1 and self.steps is not None:
                 # the shares are recomputed from y in the backward pass (no share array)
-                entry["pre_pool"] = y
-                y = self.steps.maxpool(y, spec.pool)
-            elif spec.pool > 1:
+                entry["pre_pool"] = self.bns[i].forward_train(a)
+                entry["y"], x = self.steps.maxpool(entry["pre_pool"], spec.pool, sign=True)
+                continue
+            if spec.pool == 1:
+                entry["y"], x = self.bns[i].forward_train(a, sign=True)
+                continue
+            y = self.bns[i].forward_train(a)
+            if spec.pool > 1:
                 n, h, wd, c = y.shape
                 p = spec.pool
                 blocks = y[:, :h // p * p, :wd // p * p, :].reshape(n, h // p, p, wd // p, p, c)
@@ -497,9 +508,12 @@ class _Net:
         arch = self.arch
         for i in range(len(arch.layers) - 1, -1, -1):
             spec, entry = arch.layers[i], self.cache[i]
+            ste = None      # the straight-through sign's input, if batch-norm's backward applies it
             if self.bns[i] is not None and "pre_pool" in entry:
                 # the straight-through sign and the pooling's backward in one pass
                 g = self.steps.maxpool_backward(entry["pre_pool"], entry["y"], g, spec.pool)
+            elif self.bns[i] is not None and spec.pool == 1:
+                ste = entry["y"]
             elif self.bns[i] is not None:
                 g = g * (np.abs(entry["y"]) <= 1)          # straight-through sign
                 if spec.pool > 1:
@@ -512,7 +526,7 @@ class _Net:
                         g = np.zeros((n, h, wd, c), np.float32)
                         g[:, :h // p * p, :wd // p * p, :] = gb.reshape(n, h // p * p, wd // p * p, c)
             if self.bns[i] is not None:
-                g = self.bns[i].backward(g.astype(np.float32, copy=False), lr)
+                g = self.bns[i].backward(g.astype(np.float32, copy=False), lr, ste)
             if spec.kind == "conv":
                 g2 = g.reshape(-1, spec.out)
                 gw = _conv_weights(g2.T @ entry["cols"], self.weights[i].latent.shape)

@@ -33,7 +33,8 @@ import numpy as np
 __all__ = ["tile_codes", "adam_latent", "train_steps", "TrainSteps", "available"]
 
 _SOURCE_DIR = Path(__file__).resolve().parent
-_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
+_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+          "-ffp-contract=off"]
 if platform.machine() in ("x86_64", "AMD64"):
     _FLAGS.append("-march=x86-64-v2")
 
@@ -181,10 +182,10 @@ class TrainSteps:
         kinds = {"im2col_nhwc": [p, i, i, i, i, i, i, f, p],
                  "col2im_nhwc": [p, i, i, i, i, i, i, p],
                  "bn_statistics": [p, i, i, p, p, p],
-                 "bn_normalize": [p, i, i, p, p, p, p],
-                 "bn_backward_sums": [p, p, i, i, p, p],
-                 "bn_backward_apply": [p, p, i, i, p, p, p, p],
-                 "maxpool": [p, i, i, i, i, i, p],
+                 "bn_normalize": [p, i, i, p, p, p, p, p],
+                 "bn_backward_sums": [p, p, p, i, i, p, p],
+                 "bn_backward_apply": [p, p, p, i, i, p, p, p, p],
+                 "maxpool": [p, i, i, i, i, i, p, p],
                  "maxpool_backward": [p, p, p, i, i, i, i, i, p, p]}
         for name, argtypes in kinds.items():
             fn = getattr(lib, "mbnn_" + name)
@@ -237,8 +238,9 @@ class TrainSteps:
                             self._ptr(var))
         return mean, xhat, var
 
-    def bn_normalize(self, xhat, inv, gamma, beta):
-        """``xhat *= inv`` in place, and ``xhat * gamma + beta`` (per channel, float32)."""
+    def bn_normalize(self, xhat, inv, gamma, beta, sign: bool = False):
+        """``xhat *= inv`` in place, and ``y = xhat * gamma + beta`` (per channel, float32);
+        with ``sign``, ``(y, _sign(y))``."""
         c = xhat.shape[-1]
         coefficients = [self._in(v, name, 1) for v, name in
                         ((inv, "inv"), (gamma, "gamma"), (beta, "beta"))]
@@ -247,12 +249,25 @@ class TrainSteps:
             raise TypeError("bn_normalize needs C-contiguous float32 xhat and one float32 "
                             "coefficient per channel")
         y = np.empty_like(xhat)
+        signs = np.empty_like(xhat) if sign else None
         self._bn_normalize(self._ptr(xhat), xhat.size // c, c,
-                           *map(self._ptr, coefficients), self._ptr(y))
-        return y
+                           *map(self._ptr, coefficients), self._ptr(y),
+                           None if signs is None else self._ptr(signs))
+        return (y, signs) if sign else y
 
-    def bn_backward_sums(self, g, xhat):
-        """``_BatchNorm.backward``'s sums: (``g.sum``, ``(g * xhat).sum``) per channel."""
+    def _ste(self, y, shape):
+        """The pointer of the straight-through sign's input ``y`` (None: no sign)."""
+        if y is None:
+            return None
+        y = self._in(y, "y", len(shape))
+        if y.shape != shape:
+            raise ValueError(f"y {y.shape} is not shaped as g {shape}")
+        self._keep = y          # alive for the call
+        return self._ptr(y)
+
+    def bn_backward_sums(self, g, xhat, y=None):
+        """``_BatchNorm.backward``'s sums: (``g.sum``, ``(g * xhat).sum``) per channel, of
+        ``g * (|y| <= 1)`` (the straight-through sign) when ``y`` is given."""
         g, xhat = self._in(g, "g", g.ndim), self._in(xhat, "xhat", xhat.ndim)
         if g.shape != xhat.shape:
             raise ValueError(f"g {g.shape} and xhat {xhat.shape} differ")
@@ -260,12 +275,13 @@ class TrainSteps:
         if c < 2:
             raise ValueError("bn_backward_sums sums two or more channels (numpy's order)")
         dbeta, dgamma = np.empty(c, np.float32), np.empty(c, np.float32)
-        self._bn_backward_sums(self._ptr(g), self._ptr(xhat), g.size // c, c,
-                               self._ptr(dbeta), self._ptr(dgamma))
+        self._bn_backward_sums(self._ptr(g), self._ste(y, g.shape), self._ptr(xhat),
+                               g.size // c, c, self._ptr(dbeta), self._ptr(dgamma))
         return dbeta, dgamma
 
-    def bn_backward_apply(self, g, xhat, kg, kb, ks):
-        """``((g - xhat * kg) - kb) * ks`` per channel."""
+    def bn_backward_apply(self, g, xhat, kg, kb, ks, y=None):
+        """``((g - xhat * kg) - kb) * ks`` per channel, ``g`` passed through the
+        straight-through sign of ``y`` first when it is given."""
         g, xhat = self._in(g, "g", g.ndim), self._in(xhat, "xhat", xhat.ndim)
         if g.shape != xhat.shape:
             raise ValueError(f"g {g.shape} and xhat {xhat.shape} differ")
@@ -275,17 +291,20 @@ class TrainSteps:
         if any(v.shape != (c,) for v in coefficients):
             raise ValueError("bn_backward_apply needs one coefficient per channel")
         gx = np.empty_like(g)
-        self._bn_backward_apply(self._ptr(g), self._ptr(xhat), g.size // c, c,
-                                *map(self._ptr, coefficients), self._ptr(gx))
+        self._bn_backward_apply(self._ptr(g), self._ste(y, g.shape), self._ptr(xhat),
+                                g.size // c, c, *map(self._ptr, coefficients), self._ptr(gx))
         return gx
 
-    def maxpool(self, y, p: int):
-        """p x p max-pooling of NHWC ``y`` (rows and columns past a whole block dropped)."""
+    def maxpool(self, y, p: int, sign: bool = False):
+        """p x p max-pooling of NHWC ``y`` (rows and columns past a whole block dropped);
+        with ``sign``, ``(pooled, _sign(pooled))``."""
         y = self._in(y, "y", 4)
         n, h, w, c = y.shape
         pooled = np.empty((n, h // p, w // p, c), np.float32)
-        self._maxpool(self._ptr(y), n, h, w, c, p, self._ptr(pooled))
-        return pooled
+        signs = np.empty_like(pooled) if sign else None
+        self._maxpool(self._ptr(y), n, h, w, c, p, self._ptr(pooled),
+                      None if signs is None else self._ptr(signs))
+        return (pooled, signs) if sign else pooled
 
     def maxpool_backward(self, y, pooled, g, p: int):
         """``_Net.backward``'s straight-through sign of a pooled layer, ``g * (|pooled| <=
@@ -297,7 +316,7 @@ class TrainSteps:
             raise ValueError(f"pooled {pooled.shape} and g {g.shape} are not the {p}x{p} "
                              f"pooling of {y.shape}")
         gx = np.empty_like(y)
-        count = np.empty(c, np.float32)
+        count = np.empty(2 * c, np.float32)
         self._maxpool_backward(self._ptr(y), self._ptr(pooled), self._ptr(g), n, h, w, c, p,
                                self._ptr(gx), self._ptr(count))
         return gx

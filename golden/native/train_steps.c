@@ -100,10 +100,11 @@ void mbnn_bn_statistics(const float *restrict a, int64_t rows, int64_t c, float 
 }
 
 /* Batch-norm output in training: xhat *= inv (in place); y = xhat * gamma + beta (rounded
- * after the product and after the sum). */
+ * after the product and after the sum); and, where `sign` is not NULL, the next layer's
+ * input sign = y >= 0 ? 1 : -1 (numpy's 2 * (y >= 0) - 1). */
 void mbnn_bn_normalize(float *restrict xhat, int64_t rows, int64_t c, const float *restrict inv,
                        const float *restrict gamma, const float *restrict beta,
-                       float *restrict y)
+                       float *restrict y, float *restrict sign)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < c; j++) {
@@ -112,40 +113,60 @@ void mbnn_bn_normalize(float *restrict xhat, int64_t rows, int64_t c, const floa
             float q = v * gamma[j];
             y[r * c + j] = q + beta[j];
         }
+    if (sign)
+        for (int64_t i = 0; i < rows * c; i++)
+            sign[i] = y[i] >= 0.0f ? 1.0f : -1.0f;
 }
 
-/* Batch-norm backward, first pass: dbeta = g.sum(0); dgamma = (g * xhat).sum(0). */
-void mbnn_bn_backward_sums(const float *restrict g, const float *restrict xhat, int64_t rows,
-                           int64_t c, float *restrict dbeta, float *restrict dgamma)
+/* The straight-through sign's gradient, g * (|y| <= 1) with the condition as 1.0 or 0.0;
+ * y NULL: g itself. */
+static inline float passed(const float *restrict g, const float *restrict y, int64_t i)
 {
-    row_sum(g, rows, c, dbeta);
-    for (int64_t j = 0; j < c; j++)
-        dgamma[j] = g[j] * xhat[j];
+    return y ? g[i] * (fabsf(y[i]) <= 1.0f ? 1.0f : 0.0f) : g[i];
+}
+
+/* Batch-norm backward, first pass, of the gradient g after the straight-through sign of y
+ * (y NULL: none; the pooled layers pass it in the pooling's backward): dbeta = g.sum(0);
+ * dgamma = (g * xhat).sum(0). */
+void mbnn_bn_backward_sums(const float *restrict g, const float *restrict y,
+                           const float *restrict xhat, int64_t rows, int64_t c,
+                           float *restrict dbeta, float *restrict dgamma)
+{
+    for (int64_t j = 0; j < c; j++) {
+        float gj = passed(g, y, j);
+        dbeta[j] = gj;
+        dgamma[j] = gj * xhat[j];
+    }
     for (int64_t r = 1; r < rows; r++)
         for (int64_t j = 0; j < c; j++) {
-            float q = g[r * c + j] * xhat[r * c + j];
+            float gj = passed(g, y, r * c + j);
+            dbeta[j] = dbeta[j] + gj;
+            float q = gj * xhat[r * c + j];
             dgamma[j] = dgamma[j] + q;
         }
 }
 
-/* Batch-norm backward, second pass: gx = ((g - xhat * kg) - kb) * ks, each step rounded. */
-void mbnn_bn_backward_apply(const float *restrict g, const float *restrict xhat, int64_t rows,
-                            int64_t c, const float *restrict kg, const float *restrict kb,
+/* Batch-norm backward, second pass: gx = ((g - xhat * kg) - kb) * ks, each step rounded, g
+ * after the straight-through sign of y as in the first pass. */
+void mbnn_bn_backward_apply(const float *restrict g, const float *restrict y,
+                            const float *restrict xhat, int64_t rows, int64_t c,
+                            const float *restrict kg, const float *restrict kb,
                             const float *restrict ks, float *restrict gx)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < c; j++) {
             float t = xhat[r * c + j] * kg[j];
-            t = g[r * c + j] - t;
+            t = passed(g, y, r * c + j) - t;
             t = t - kb[j];
             gx[r * c + j] = t * ks[j];
         }
 }
 
 /* p x p max-pooling of y (n, h, w, c), rows and columns past a whole block dropped:
- * pooled (n, h/p, w/p, c) the block maxima. */
+ * pooled (n, h/p, w/p, c) the block maxima; where `sign` is not NULL, their signs as in
+ * mbnn_bn_normalize. */
 void mbnn_maxpool(const float *restrict y, int64_t n, int64_t h, int64_t w, int64_t c,
-                  int64_t p, float *restrict pooled)
+                  int64_t p, float *restrict pooled, float *restrict sign)
 {
     int64_t hp = h / p, wp = w / p;
     for (int64_t i = 0; i < n; i++)
@@ -161,13 +182,16 @@ void mbnn_maxpool(const float *restrict y, int64_t n, int64_t h, int64_t w, int6
                             best[j] = v[j] > best[j] ? v[j] : best[j];
                     }
             }
+    if (sign)
+        for (int64_t i = 0; i < n * hp * wp * c; i++)
+            sign[i] = pooled[i] >= 0.0f ? 1.0f : -1.0f;
 }
 
 /* The backward of the pooling and of the sign before it: the pooled gradient g (n, h/p, w/p,
  * c) passes the straight-through sign (g * (|pooled| <= 1), the condition as 1.0 or 0.0) and
  * is split between the elements of y (n, h, w, c) equal to their block's maximum: each gets
  * share * g with share = 1/count of them (float32), the others share 0, the dropped rows and
- * columns +0.0. `count` is room for c floats. */
+ * columns +0.0. `count` is room for 2c floats. */
 void mbnn_maxpool_backward(const float *restrict y, const float *restrict pooled,
                            const float *restrict g, int64_t n, int64_t h, int64_t w, int64_t c,
                            int64_t p, float *restrict gx, float *restrict count)
@@ -187,15 +211,18 @@ void mbnn_maxpool_backward(const float *restrict y, const float *restrict pooled
                         for (int64_t j = 0; j < c; j++)
                             count[j] += v[j] == best[j] ? 1.0f : 0.0f;
                     }
-                for (int64_t j = 0; j < c; j++)
+                float *passed = count + c;
+                for (int64_t j = 0; j < c; j++) {
                     count[j] = 1.0f / count[j];
+                    passed[j] = gb[j] * (fabsf(best[j]) <= 1.0f ? 1.0f : 0.0f);
+                }
                 for (int64_t dy = 0; dy < p; dy++)
                     for (int64_t dx = 0; dx < p; dx++) {
                         int64_t at = first + (dy * w + dx) * c;
                         for (int64_t j = 0; j < c; j++) {
-                            float ste = gb[j] * (fabsf(best[j]) <= 1.0f ? 1.0f : 0.0f);
-                            float share = y[at + j] == best[j] ? count[j] : 0.0f;
-                            gx[at + j] = share * ste;
+                            float part = count[j];
+                            float share = y[at + j] == best[j] ? part : 0.0f;
+                            gx[at + j] = share * passed[j];
                         }
                     }
             }
