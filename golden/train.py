@@ -676,8 +676,11 @@ class Trainer:
                 acc_sum += acc * len(idx)
                 if step % 20 == 0:
                     done = int(30 * (step + 1) / steps)
+                    seen = min(n, (step + 1) * cfg.batch_size)
+                    left = (time.perf_counter() - t0) / (step + 1) * (steps - step - 1)
                     log(f"epoch {epoch + 1}/{cfg.epochs} [{'#' * done}{'.' * (30 - done)}] "
-                        f"loss {loss_sum / ((step + 1) * cfg.batch_size):.4f}")
+                        f"loss {loss_sum / seen:.4f} train {100 * acc_sum / seen:.2f}% "
+                        f"{left:.0f} s left ")
             test_acc = None
             if test_pixels is not None:
                 test_acc = self.evaluate(test_pixels, test_labels)

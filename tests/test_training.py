@@ -164,3 +164,23 @@ def test_inference_in_any_pass_size_predicts_like_the_integer_model(seed):
     assert trainer.net.inference_batch() == 50
     assert np.array_equal(trainer.predict(x), want)
     assert np.array_equal(trainer.predict(x, batch_size=7), want)
+
+
+def test_progress_shows_loss_and_accuracy_during_and_after_each_epoch(mnist):
+    """The progress bar (every 20 steps) carries the running loss, training accuracy and the
+    epoch's time left; each epoch ends with one line of loss, train and test accuracy whose
+    figures are the epoch's recorded statistics."""
+    x, y, xt, yt = mnist
+    lines = []
+    trainer = Trainer(TrainConfig(arch="mlp", epochs=2, seed=3, batch_size=50))
+    history = trainer.fit(x[:2100], y[:2100], xt[:200], yt[:200],
+                          log=lambda text, final=False: lines.append((text, final)))
+    bars = [t for t, final in lines if not final]
+    ends = [t for t, final in lines if final]
+    assert len(bars) == 2 * 3              # 42 steps an epoch: steps 0, 20 and 40
+    assert all("] loss " in t and "% " in t and " s left" in t for t in bars), bars
+    assert bars[2].startswith("epoch 1/2 [" + "#" * 29)
+    for stats, line in zip(history, ends):
+        assert f"loss {stats.loss:.4f}" in line
+        assert f"train {100 * stats.train_accuracy:.2f}%" in line
+        assert f"test {100 * stats.test_accuracy:.2f}%" in line
