@@ -192,9 +192,11 @@ class _BinaryWeights:
         # copysign is several times faster than a compare-and-select; latent weights are never
         # exactly zero in practice, and export uses this same function, so whatever it does
         # at +-0 is what the exported model holds. After a fused update the signs it wrote
-        # (the same copysign) are returned: a buffer the next update overwrites.
+        # (the same copysign) are returned, read-only: a buffer the next update overwrites.
         if self._sign_fresh:
-            return self._sign
+            view = self._sign.view()
+            view.flags.writeable = False
+            return view
         return np.copysign(np.float32(1), self.latent)
 
     def effective(self, rng, noise_std: float, reads=None) -> np.ndarray:
@@ -246,8 +248,9 @@ class _BatchNorm:
         _sign(y))``, the next layer's input."""
         axes = tuple(range(a.ndim - 1))
         # numpy sums a single channel pairwise (one contiguous axis), several row by row as
-        # the kernel does
-        fused = self.steps is not None and a.dtype == np.float32 and a.shape[-1] > 1
+        # the kernel does; the count's float32 division is exact below 2**24 rows
+        fused = self.steps is not None and a.dtype == np.float32 and a.shape[-1] > 1 \
+            and a.size // a.shape[-1] < 1 << 24
         if fused:
             mu, xhat, var = self.steps.bn_statistics(a)
         else:
@@ -299,7 +302,8 @@ class _BatchNorm:
         xhat, inv = self.cache
         axes = tuple(range(g.ndim - 1))
         n = np.float32(g.size // g.shape[-1])
-        fused = self.steps is not None and g.dtype == np.float32 and g.shape[-1] > 1
+        fused = self.steps is not None and g.dtype == np.float32 and g.shape[-1] > 1 \
+            and g.size // g.shape[-1] < 1 << 24
         if fused:
             dbeta, dgamma = self.steps.bn_backward_sums(g, xhat, ste)
             gx = self.steps.bn_backward_apply(g, xhat, (dgamma / n).astype(np.float32),

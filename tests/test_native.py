@@ -14,11 +14,17 @@ from golden import native
 
 def _kernel():
     kernel = native.tile_codes()
-    if kernel is None:
+    if kernel is None or not native.available():
         if os.environ.get("CI"):
-            pytest.fail("the C kernel tile_codes did not build in CI (gcc is installed there)")
-        pytest.skip("no C compiler here: the evaluation read runs numpy's steps")
+            pytest.fail("a C kernel did not build in CI (gcc is installed there)")
+        pytest.skip("no C compiler here: the golden model runs numpy's steps")
     return kernel
+
+
+def test_every_kernel_source_is_listed():
+    """KERNELS (what bootstrap builds and available() checks) names every .c file."""
+    sources = sorted(p.stem for p in native._SOURCE_DIR.glob("*.c"))
+    assert sources == sorted(native.KERNELS)
 
 
 def _numpy_tile_codes(value, sums, first, saturate, limit, code_min, code_max):
@@ -93,29 +99,48 @@ def test_tile_codes_refuse_mismatched_arrays():
 
 def test_kernels_are_built_once_per_source(tmp_path, monkeypatch):
     """A build lands in the cache under a name keyed by the source, and a second build of
-    the same source takes it from there (nothing rewritten)."""
+    the same source takes it from there (nothing rewritten); an edited source gets a new
+    build; a damaged cache entry is built again when it fails to load."""
     if native._compiler() is None:
         pytest.skip("no C compiler here")
-    monkeypatch.setenv("MBNN_NATIVE_DIR", str(tmp_path))
+    cache, sources = tmp_path / "cache", tmp_path / "src"
+    sources.mkdir()
+    (sources / "tile_codes.c").write_text((native._SOURCE_DIR / "tile_codes.c").read_text())
+    monkeypatch.setenv("MBNN_NATIVE_DIR", str(cache))
+    monkeypatch.setattr(native, "_SOURCE_DIR", sources)
     first = native._build("tile_codes")
-    assert first.parent == tmp_path and first.name.startswith("tile_codes-")
+    assert first.parent == cache and first.name.startswith("tile_codes-")
     stamp = first.stat().st_mtime_ns
     assert native._build("tile_codes") == first and first.stat().st_mtime_ns == stamp
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]      # no temp files left
+    assert [p.name for p in cache.iterdir()] == [first.name]      # no temp files left
+    (sources / "tile_codes.c").write_text((sources / "tile_codes.c").read_text() + "\n/* */\n")
+    edited = native._build("tile_codes")
+    assert edited != first and sorted(p.name for p in cache.iterdir()) == sorted(
+        [first.name, edited.name])
+    edited.write_bytes(b"not a shared library")
+    monkeypatch.setattr(native, "_libraries", {})
+    assert native.tile_codes() is not None and edited.stat().st_size > 1000
 
 
 def test_a_failed_build_warns_once_and_falls_back(tmp_path, monkeypatch):
-    """No working compiler: one warning naming the kernel, then numpy (None), and the same
-    answer without another attempt."""
+    """A compiler that reports a version and then fails on the source: one warning naming
+    the kernel and the compiler's message, then numpy (None), the same answer without
+    another attempt, and no temporary file left in the cache."""
+    compiler = tmp_path / "broken-cc"
+    compiler.write_text("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'broken-cc 1.0'; "
+                        "exit 0; }\necho 'broken-cc: cannot compile' >&2\nexit 1\n")
+    compiler.chmod(0o755)
+    cache = tmp_path / "cache"
     monkeypatch.setattr(native, "_libraries", {})
-    monkeypatch.setenv("MBNN_NATIVE_DIR", str(tmp_path))
-    monkeypatch.setenv("CC", "/bin/false")
-    with pytest.warns(RuntimeWarning, match="C kernel tile_codes unavailable, using numpy"):
+    monkeypatch.setenv("MBNN_NATIVE_DIR", str(cache))
+    monkeypatch.setenv("CC", str(compiler))
+    with pytest.warns(RuntimeWarning, match="C kernel tile_codes unavailable, using numpy: "
+                      ".*broken-cc failed on tile_codes.c: broken-cc: cannot compile"):
         assert native.tile_codes() is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert native.tile_codes() is None
-    assert list(tmp_path.iterdir()) == []
+    assert list(cache.iterdir()) == []
 
 
 def _train_state(arch: str, images: int, monkeypatch, kernels: bool, **overrides) -> list:
@@ -134,6 +159,7 @@ def _train_state(arch: str, images: int, monkeypatch, kernels: bool, **overrides
         trainer = Trainer(TrainConfig.recipe(arch, epochs=1, seed=5, recalibrate_bn=False,
                                              **overrides))
         assert (trainer.net.steps is not None) == kernels
+        assert all((w._kernel is not None) == kernels for w in trainer.net.weights)
         trainer.fit(x, y, log=lambda *a, **k: None)
     state = []
     for w in trainer.net.weights:
@@ -206,6 +232,7 @@ def test_train_steps_equal_their_numpy_code(seed):
     _kernel()
     steps = native.train_steps()
     rng = np.random.default_rng(seed)
+    ties = blocks_seen = 0
     for n, h, w, c, k, pad, pad_value in ((3, 28, 28, 1, 3, 1, 0.0), (2, 7, 7, 5, 3, 1, -1.0),
                                           (2, 6, 5, 3, 3, 0, -1.0), (4, 14, 14, 64, 3, 1, -1.0)):
         x = rng.standard_normal((n, h, w, c)).astype(np.float32)
@@ -228,16 +255,37 @@ def test_train_steps_equal_their_numpy_code(seed):
         assert np.array_equal(fused_bn.mean, plain_bn.mean)
         assert np.array_equal(fused_bn.var, plain_bn.var)
         g = rng.standard_normal(a.shape).astype(np.float32)
-        gx_fused, gx_plain = fused_bn.backward(g, 0.01), plain_bn.backward(g, 0.01)
-        assert np.array_equal(gx_fused.view(np.uint32), gx_plain.view(np.uint32))
-        assert np.array_equal(fused_bn.gamma, plain_bn.gamma)
+        # a channel whose gradient is -0.0 everywhere: numpy's sums start from +0.0
+        g[..., 0] = -0.0
+        y_ste = np.where(rng.random(a.shape) < 0.3, 3.0, 0.5).astype(np.float32)
+        for ste in (None, y_ste):
+            gx_fused = fused_bn.backward(g, 0.01, ste)
+            gx_plain = plain_bn.backward(g, 0.01, ste)
+            assert np.array_equal(gx_fused.view(np.uint32), gx_plain.view(np.uint32))
+            assert np.array_equal(fused_bn.gamma, plain_bn.gamma)
+            assert np.array_equal(fused_bn.beta, plain_bn.beta)
+        if c > 1:
+            dbeta, _ = steps.bn_backward_sums(g, a)
+            assert np.array_equal(dbeta.view(np.uint32), g.sum(axis=(0, 1, 2)).view(np.uint32))
+            assert np.signbit(dbeta[0]) == np.signbit(g[..., 0].sum())
+            y_sign, signs = steps.bn_normalize(a.copy(), np.ones(c, np.float32),
+                                               np.ones(c, np.float32), np.zeros(c, np.float32),
+                                               sign=True)
+            assert np.array_equal(signs, train._sign(y_sign))
 
         p = 2
+        a.flat[5] = np.nan               # numpy's maximum propagates a NaN; so must the pool
+        blocks = a[:, :h // p * p, :w // p * p].reshape(n, h // p, p, w // p, p, c)
+        pooled = blocks.max(axis=(2, 4))
+        got, signs = steps.maxpool(a, p, sign=True)
+        assert np.array_equal(got, pooled, equal_nan=True)
+        assert np.array_equal(signs, train._sign(pooled))
+        a.flat[5] = 0.0
         blocks = a[:, :h // p * p, :w // p * p].reshape(n, h // p, p, w // p, p, c)
         pooled = blocks.max(axis=(2, 4))
         assert np.array_equal(steps.maxpool(a, p), pooled)
-        ties = int(np.sum((blocks == pooled[:, :, None, :, None, :]).sum(axis=(2, 4)) > 1))
-        assert ties > pooled.size // 10, ties
+        ties += int(np.sum((blocks == pooled[:, :, None, :, None, :]).sum(axis=(2, 4)) > 1))
+        blocks_seen += pooled.size
         gp = rng.standard_normal(pooled.shape).astype(np.float32)
         share = (blocks == pooled[:, :, None, :, None, :]).astype(np.float32)
         share /= share.sum(axis=(2, 4), keepdims=True)
@@ -246,3 +294,5 @@ def test_train_steps_equal_their_numpy_code(seed):
             :, :, None, :, None, :]).reshape(n, h // p * p, w // p * p, c)
         got = steps.maxpool_backward(a, pooled, gp, p)
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    print(f"{ties} of {blocks_seen} pooling blocks with a tie for the maximum")
+    assert ties > blocks_seen // 10

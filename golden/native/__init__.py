@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["tile_codes", "adam_latent", "train_steps", "TrainSteps", "available"]
+__all__ = ["tile_codes", "adam_latent", "train_steps", "TrainSteps", "available", "KERNELS",
+           "keep_freed_memory"]
 
 _SOURCE_DIR = Path(__file__).resolve().parent
 _FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
@@ -47,8 +49,12 @@ def _cache_dir() -> Path:
                 or Path.home() / ".cache" / "mbnn" / "native")
 
 
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+def _compiler() -> list[str] | None:
+    """The C compiler's command (``CC`` may carry arguments, e.g. ``ccache gcc``)."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc")
+    return [found] if found else None
 
 
 def _build(name: str) -> Path:
@@ -57,8 +63,8 @@ def _build(name: str) -> Path:
     cc = _compiler()
     if cc is None:
         raise OSError("no C compiler (cc or gcc on PATH, or CC)")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                             check=True).stdout.splitlines()[0]
+    version = (subprocess.run([*cc, "--version"], capture_output=True, text=True,
+                              check=True).stdout.splitlines() or [""])[0]
     key = hashlib.sha256("\0".join([source.read_text(), *_FLAGS, version,
                                     platform.machine()]).encode()).hexdigest()[:16]
     target = _cache_dir() / f"{name}-{key}.so"
@@ -68,10 +74,10 @@ def _build(name: str) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        run = subprocess.run([cc, *_FLAGS, "-o", tmp, str(source), "-lm"],
+        run = subprocess.run([*cc, *_FLAGS, "-o", tmp, str(source), "-lm"],
                              capture_output=True, text=True)
         if run.returncode:
-            raise OSError(f"{cc} failed on {source.name}: {run.stderr.strip()}")
+            raise OSError(f"{' '.join(cc)} failed on {source.name}: {run.stderr.strip()}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -86,7 +92,12 @@ def _library(name: str) -> ctypes.CDLL | None:
             lib = None
             if os.environ.get("MBNN_NATIVE", "1") != "0":
                 try:
-                    lib = ctypes.CDLL(str(_build(name)))
+                    path = _build(name)
+                    try:
+                        lib = ctypes.CDLL(str(path))
+                    except OSError:             # a damaged cache entry: build it again
+                        path.unlink(missing_ok=True)
+                        lib = ctypes.CDLL(str(_build(name)))
                 except (OSError, subprocess.SubprocessError) as exc:
                     warnings.warn(f"mbnn: C kernel {name} unavailable, using numpy: {exc}",
                                   RuntimeWarning, stacklevel=3)
@@ -94,9 +105,13 @@ def _library(name: str) -> ctypes.CDLL | None:
         return _libraries[name]
 
 
-def available(name: str = "tile_codes") -> bool:
-    """Whether the kernel ``name`` is compiled and loaded (building it if needed)."""
-    return _library(name) is not None
+KERNELS = ("tile_codes", "adam_latent", "train_steps")      # the ``*.c`` files here
+
+
+def available(name: str | None = None) -> bool:
+    """Whether the kernel ``name`` (default: every one of :data:`KERNELS`) is compiled and
+    loaded, building it if needed."""
+    return all(_library(k) is not None for k in ([name] if name else KERNELS))
 
 
 def _pointer(array: np.ndarray, dtype, name: str) -> int:
@@ -234,8 +249,8 @@ class TrainSteps:
             raise ValueError("bn_statistics sums two or more channels (numpy's order)")
         mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
         xhat = np.empty_like(a)
-        self._bn_statistics(self._ptr(a), a.size // c, c, self._ptr(mean), self._ptr(xhat),
-                            self._ptr(var))
+        self._bn_statistics(self._ptr(a), self._rows(a, "a"), c, self._ptr(mean),
+                            self._ptr(xhat), self._ptr(var))
         return mean, xhat, var
 
     def bn_normalize(self, xhat, inv, gamma, beta, sign: bool = False):
@@ -244,26 +259,35 @@ class TrainSteps:
         c = xhat.shape[-1]
         coefficients = [self._in(v, name, 1) for v, name in
                         ((inv, "inv"), (gamma, "gamma"), (beta, "beta"))]
-        if not xhat.flags.c_contiguous or xhat.dtype != np.float32 \
+        if not (xhat.flags.c_contiguous and xhat.flags.writeable) or xhat.dtype != np.float32 \
                 or any(v.shape != (c,) for v in coefficients):
-            raise TypeError("bn_normalize needs C-contiguous float32 xhat and one float32 "
-                            "coefficient per channel")
+            raise TypeError("bn_normalize needs a writeable C-contiguous float32 xhat and one "
+                            "float32 coefficient per channel")
         y = np.empty_like(xhat)
         signs = np.empty_like(xhat) if sign else None
-        self._bn_normalize(self._ptr(xhat), xhat.size // c, c,
+        self._bn_normalize(self._ptr(xhat), self._rows(xhat, "xhat"), c,
                            *map(self._ptr, coefficients), self._ptr(y),
                            None if signs is None else self._ptr(signs))
         return (y, signs) if sign else y
 
     def _ste(self, y, shape):
-        """The pointer of the straight-through sign's input ``y`` (None: no sign)."""
+        """The straight-through sign's input ``y`` as an array for the call (the caller
+        holds it) and its pointer; (None, None) without one."""
         if y is None:
-            return None
+            return None, None
         y = self._in(y, "y", len(shape))
         if y.shape != shape:
             raise ValueError(f"y {y.shape} is not shaped as g {shape}")
-        self._keep = y          # alive for the call
-        return self._ptr(y)
+        return y, self._ptr(y)
+
+    @staticmethod
+    def _rows(array, name: str) -> int:
+        """Rows (all axes but the channels') of a batch-norm input: at least one, below 2**24
+        (the count's float32 division is numpy's exact one there)."""
+        rows = array.size // array.shape[-1] if array.shape[-1] else 0
+        if not 0 < rows < 1 << 24:
+            raise ValueError(f"{name} needs 1 to 2**24 - 1 rows, not {rows}")
+        return rows
 
     def bn_backward_sums(self, g, xhat, y=None):
         """``_BatchNorm.backward``'s sums: (``g.sum``, ``(g * xhat).sum``) per channel, of
@@ -275,8 +299,9 @@ class TrainSteps:
         if c < 2:
             raise ValueError("bn_backward_sums sums two or more channels (numpy's order)")
         dbeta, dgamma = np.empty(c, np.float32), np.empty(c, np.float32)
-        self._bn_backward_sums(self._ptr(g), self._ste(y, g.shape), self._ptr(xhat),
-                               g.size // c, c, self._ptr(dbeta), self._ptr(dgamma))
+        y, y_ptr = self._ste(y, g.shape)
+        self._bn_backward_sums(self._ptr(g), y_ptr, self._ptr(xhat), self._rows(g, "g"), c,
+                               self._ptr(dbeta), self._ptr(dgamma))
         return dbeta, dgamma
 
     def bn_backward_apply(self, g, xhat, kg, kb, ks, y=None):
@@ -291,8 +316,9 @@ class TrainSteps:
         if any(v.shape != (c,) for v in coefficients):
             raise ValueError("bn_backward_apply needs one coefficient per channel")
         gx = np.empty_like(g)
-        self._bn_backward_apply(self._ptr(g), self._ste(y, g.shape), self._ptr(xhat),
-                                g.size // c, c, *map(self._ptr, coefficients), self._ptr(gx))
+        y, y_ptr = self._ste(y, g.shape)
+        self._bn_backward_apply(self._ptr(g), y_ptr, self._ptr(xhat), self._rows(g, "g"), c,
+                                *map(self._ptr, coefficients), self._ptr(gx))
         return gx
 
     def maxpool(self, y, p: int, sign: bool = False):

@@ -2,7 +2,7 @@
  * one or two passes here. golden/train.py's numpy code specifies every one of them and stays
  * the fallback; these perform the same single-precision IEEE-754 operations in the same
  * order -- copies, the sums in numpy's order for a reduction over the leading axes of a
- * C-contiguous array (row by row, starting from the first row), one rounding per operation
+ * C-contiguous array (row by row, from +0.0), one rounding per operation
  * (the build forbids FMA contraction and fast-math) -- so training is bit-identical with or
  * without them (tested per step and on whole epochs).
  *
@@ -67,11 +67,13 @@ void mbnn_col2im_nhwc(const float *restrict gcols, int64_t n, int64_t h, int64_t
             }
 }
 
-/* Sum over rows of a (rows, c), from the first row: numpy's a.sum(axis=0). */
+/* Sum over rows of a (rows, c) as numpy's a.sum(axis=0) takes it: from +0.0, row by row (so
+ * a column of -0.0 sums to +0.0). */
 static void row_sum(const float *restrict a, int64_t rows, int64_t c, float *restrict sum)
 {
-    memcpy(sum, a, c * sizeof(float));
-    for (int64_t r = 1; r < rows; r++)
+    for (int64_t j = 0; j < c; j++)
+        sum[j] = 0.0f;
+    for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < c; j++)
             sum[j] += a[r * c + j];
 }
@@ -89,8 +91,8 @@ void mbnn_bn_statistics(const float *restrict a, int64_t rows, int64_t c, float 
         for (int64_t j = 0; j < c; j++)
             xhat[r * c + j] = a[r * c + j] - mean[j];
     for (int64_t j = 0; j < c; j++)
-        var[j] = xhat[j] * xhat[j];
-    for (int64_t r = 1; r < rows; r++)
+        var[j] = 0.0f;
+    for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < c; j++) {
             float sq = xhat[r * c + j] * xhat[r * c + j];
             var[j] = var[j] + sq;
@@ -133,11 +135,10 @@ void mbnn_bn_backward_sums(const float *restrict g, const float *restrict y,
                            float *restrict dbeta, float *restrict dgamma)
 {
     for (int64_t j = 0; j < c; j++) {
-        float gj = passed(g, y, j);
-        dbeta[j] = gj;
-        dgamma[j] = gj * xhat[j];
+        dbeta[j] = 0.0f;
+        dgamma[j] = 0.0f;
     }
-    for (int64_t r = 1; r < rows; r++)
+    for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < c; j++) {
             float gj = passed(g, y, r * c + j);
             dbeta[j] = dbeta[j] + gj;
@@ -178,8 +179,8 @@ void mbnn_maxpool(const float *restrict y, int64_t n, int64_t h, int64_t w, int6
                 for (int64_t dy = 0; dy < p; dy++)
                     for (int64_t dx = 0; dx < p; dx++) {
                         const float *v = first + (dy * w + dx) * c;
-                        for (int64_t j = 0; j < c; j++)
-                            best[j] = v[j] > best[j] ? v[j] : best[j];
+                        for (int64_t j = 0; j < c; j++)     /* a NaN wins, as in numpy */
+                            best[j] = (v[j] > best[j] || v[j] != v[j]) ? v[j] : best[j];
                     }
             }
     if (sign)
