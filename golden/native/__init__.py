@@ -1,5 +1,8 @@
 """The golden model's C kernels: fused element-wise passes that numpy can only make one array
-pass at a time (``*.c`` beside this file).
+pass at a time (``*.c`` beside this file): ``tile_codes`` (the evaluation read's rounding of a
+row tile, :mod:`golden.analog.evaluate`), ``adam_latent`` and ``train_steps`` (training's
+optimiser step and the CNN's unfolding, batch-norm and pooling, :mod:`golden.train`). Also
+:func:`keep_freed_memory`, the allocator setting training runs with (through ctypes too).
 
 Each kernel is specified by the numpy steps it replaces, performs the same IEEE-754
 operations on each value, and is tested bit for bit against them; numpy remains the
@@ -10,7 +13,9 @@ and concurrent processes never load a half-written library (temp file and rename
 ``MBNN_NATIVE=0`` disables the kernels (numpy only).
 
 The flags keep the arithmetic exact: no fast-math, no contraction of a multiply and an add
-into an FMA (that rounds once where numpy rounds twice). On x86-64 the kernels target
+into an FMA (that rounds once where numpy rounds twice); ``-fno-trapping-math`` only lets
+comparisons be vectorised without regard to floating-point exception flags, which nothing
+reads. On x86-64 the kernels target
 x86-64-v2 (SSE4.1's vector rounding, on every x86-64 CPU since about 2009), not the build
 machine, so a cache shared between machines holds nothing they cannot run.
 """
