@@ -106,7 +106,8 @@ class TrainConfig:
 # training and only ~97.7 % test accuracy).
 RECIPES = {
     "mlp": dict(epochs=30, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.1),
-    "cnn": dict(epochs=12, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.0),
+    # 30 epochs (99.25 %) where 12 gave 99.14 %: the same schedule, stretched (issue 14)
+    "cnn": dict(epochs=30, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.0),
     # the in-situ comparison network (golden.model.ARCHITECTURES): the MLP's recipe, shorter
     "mlp250": dict(epochs=10, lr_start=0.03, lr_end=3e-4, shift_augment=2, dropout=0.1),
 }

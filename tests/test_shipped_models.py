@@ -10,7 +10,10 @@ from golden.model import infer, load_model
 from golden.train import TrainConfig, Trainer
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-TARGETS = {"mlp": 0.983, "cnn": 0.992}
+TARGETS = {"mlp": 0.983, "cnn": 0.992}          # the floors the shipped models meet
+# Issue 14's goals, the state of the art for fully binary networks of these sizes. Strict: the
+# marker must go when a shipped model meets its goal.
+GOALS = {"mlp": 0.989, "cnn": 0.993}
 
 
 @pytest.fixture(scope="module")
@@ -19,15 +22,19 @@ def test_set():
     return binarize_pixels(test.images), test.labels.astype(np.int64)
 
 
-# The shipped CNN misses its target by 0.06 % (99.14 %): 12 epochs of this CNN take an hour of
-# numpy on the 2-core reference machine. Strict, so the marker must go when a model meets it.
-@pytest.mark.parametrize("arch", [
-    "mlp",
-    pytest.param("cnn", marks=pytest.mark.xfail(strict=True, reason="shipped CNN: 99.14 % < 99.2 %")),
-])
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
 def test_shipped_model_meets_its_accuracy_target(arch):
     acc = load_model(MODELS / f"{arch}.npz").metadata["test_accuracy"]
     assert acc >= TARGETS[arch], f"{arch} accuracy {acc} below the target {TARGETS[arch]}"
+
+
+@pytest.mark.parametrize("arch", [
+    pytest.param("mlp", marks=pytest.mark.xfail(strict=True, reason="shipped MLP: 98.46 % < 98.9 %")),
+    pytest.param("cnn", marks=pytest.mark.xfail(strict=True, reason="shipped CNN: 99.25 % < 99.3 %")),
+])
+def test_shipped_model_meets_the_state_of_the_art_goal(arch):
+    acc = load_model(MODELS / f"{arch}.npz").metadata["test_accuracy"]
+    assert acc >= GOALS[arch], f"{arch} accuracy {acc} below the goal {GOALS[arch]}"
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
