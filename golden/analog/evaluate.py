@@ -256,9 +256,10 @@ class _LayerReader:
         if last:
             b[full, :, 1 + last:] = 0.0
         value = self._scratch("value", (step, out), np.float32)   # ADC input, then residual
-        code = self._scratch("code", (step, out), np.float32)
-        near_boundary = self._scratch("near", (step, out), np.bool_)
-        if self.kernel is not None:
+        if self.kernel is None:             # numpy's passes: the codes and the boundary test
+            code = self._scratch("code", (step, out), np.float32)
+            near_boundary = self._scratch("near", (step, out), np.bool_)
+        else:
             flag_index = self._scratch("flag_index", (step * out,), np.int64)
             flag_code = self._scratch("flag_code", (step * out,), np.float32)
             flag_residual = self._scratch("flag_residual", (step * out,), np.float32)
@@ -286,7 +287,6 @@ class _LayerReader:
                 terms = np.matmul(b[:, :m], np.ones(r1, np.float32))
                 limits = _read_limits(terms.max(axis=1) - 1.0, tiles)
             for t in range(t_count):
-                c = a if direct and t == 0 else code[:m]
                 bt, dt = b[t, :m, :depth[t]], tiles.d32[t, :depth[t]]
                 if self.kernel is not None:
                     np.matmul(bt, dt, out=f)                    # offset included
@@ -298,6 +298,7 @@ class _LayerReader:
                         flagged.append((np.full(n, t), i + start, j, flag_code[:n].copy(),
                                         flag_residual[:n].copy(), terms[t, i] - 1.0))
                     continue
+                c = a if direct and t == 0 else code[:m]
                 if noisy:
                     s = sigma[:m]
                     np.matmul(bt[:, 1:], dt[1:], out=f)
