@@ -41,6 +41,7 @@ import numpy as np
 from . import native
 from .bn_fold import BatchNorm, fold_batchnorm
 from .model import ARCHITECTURES, Architecture, BnnModel, Layer, preactivation_range
+from .teacher import TEACHER_LR, FloatTeacher
 
 __all__ = ["TrainConfig", "Trainer", "FAULT_OFF", "RECIPES"]
 
@@ -71,6 +72,11 @@ class TrainConfig:
     recalibrate_bn: bool = True     # after training, see Trainer.fit
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    # knowledge distillation (golden.teacher): weight of a float teacher's softened
+    # probabilities in the loss (0: labels only), their temperature, the teacher's epochs
+    distill: float = 0.0
+    distill_temperature: float = 4.0
+    teacher_epochs: int = 20
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
@@ -85,6 +91,15 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
         if self.shift_augment < 0 or self.weight_noise_std < 0:
             raise ValueError("shift_augment and weight_noise_std must be >= 0")
+        if not 0 <= self.distill <= 1:
+            raise ValueError(f"distill must be in [0, 1], not {self.distill}")
+        if not self.distill_temperature > 0:
+            raise ValueError(f"distill_temperature must be > 0, not {self.distill_temperature}")
+        if not isinstance(self.teacher_epochs, int) or self.teacher_epochs < 1:
+            raise ValueError(f"teacher_epochs must be a positive integer, not {self.teacher_epochs!r}")
+        if self.distill > 0 and any(s.kind != "dense" for s in ARCHITECTURES[self.arch].layers):
+            raise ValueError(f"distill needs an all-dense architecture (the float teacher is an "
+                             f"MLP), not {self.arch!r}")
 
     @classmethod
     def recipe(cls, arch: str, **overrides) -> "TrainConfig":
@@ -557,22 +572,37 @@ class _Net:
                 gx = gx.reshape(shp[0], shp[3], shp[1], shp[2]).transpose(0, 2, 3, 1)
             g = gx
 
-    def train_step(self, pixels, labels, lr):
+    def train_step(self, pixels, labels, lr, soft=None):
+        """One step on the softmax cross-entropy of the scaled scores; with ``soft`` (a
+        teacher's probabilities at ``cfg.distill_temperature``) the loss is ``(1 - a) CE + a
+        T^2 KL(soft || softmax(logits / T))`` with ``a = cfg.distill`` (Hinton et al. 2015)."""
         scores = self.forward(pixels, train=True)
         scale = np.exp(self.log_scale)
         logits = scores.astype(np.float64) * scale
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
+        p = _softmax(logits)
         n = len(labels)
         loss = -np.log(p[np.arange(n), labels] + 1e-12).mean()
         dlogits = p
         dlogits[np.arange(n), labels] -= 1
+        if soft is not None:
+            a, t = self.cfg.distill, self.cfg.distill_temperature
+            p_t = _softmax(logits / t)
+            loss = (1 - a) * loss + a * t * t * (
+                soft * (np.log(soft + 1e-12) - np.log(p_t + 1e-12))).sum(axis=1).mean()
+            dlogits *= 1 - a
+            dlogits += (a * t) * (p_t - soft)
         dlogits /= n
         dscale = (dlogits * scores).sum() * scale
         self.opt_scale.step(self.log_scale, dscale, lr)
         self.backward((dlogits * scale).astype(np.float32), lr)
         return loss, (scores.argmax(axis=1) == labels).mean()
+
+
+def _softmax(logits):
+    """Row-wise softmax of float64 logits."""
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return p
 
 
 def _shift(images, rng, max_shift):
@@ -668,6 +698,9 @@ class Trainer:
         n = len(train_labels)
         steps = (n + cfg.batch_size - 1) // cfg.batch_size
         native.keep_freed_memory()      # each step frees and reallocates the same arrays
+        teacher = None
+        if cfg.distill > 0:
+            teacher = self._train_teacher(train_pixels, train_labels, test_pixels, test_labels, log)
         for epoch in range(cfg.epochs):
             t0 = time.perf_counter()
             lr = cfg.learning_rate(epoch)
@@ -676,7 +709,11 @@ class Trainer:
             for step in range(steps):
                 idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 batch = _shift(train_pixels[idx].reshape(-1, 28, 28), self.rng, cfg.shift_augment)
-                loss, acc = self.net.train_step(batch, train_labels[idx], lr)
+                soft = None
+                if teacher is not None:
+                    soft = _softmax(teacher.logits(batch).astype(np.float64)
+                                    / cfg.distill_temperature)
+                loss, acc = self.net.train_step(batch, train_labels[idx], lr, soft)
                 loss_sum += loss * len(idx)
                 acc_sum += acc * len(idx)
                 if step % 20 == 0:
@@ -701,6 +738,35 @@ class Trainer:
             self.recalibrate(train_pixels)
             log("batch-norm statistics recalibrated on the un-augmented training images", final=True)
         return self.history
+
+    def _train_teacher(self, train_pixels, train_labels, test_pixels, test_labels, log):
+        """The float teacher of distillation: ``cfg.teacher_epochs`` of Adam with the
+        student's augmentation, its own generator (so the student's draws do not depend on it)
+        and an exponential decay over :data:`golden.teacher.TEACHER_LR`."""
+        cfg = self.cfg
+        rng = np.random.default_rng((cfg.seed, 1))
+        teacher = FloatTeacher(self.arch, rng, cfg.dropout, _Adam)
+        n = len(train_labels)
+        lr0, lr1 = TEACHER_LR
+        for epoch in range(cfg.teacher_epochs):
+            t0 = time.perf_counter()
+            lr = lr0 * (lr1 / lr0) ** (epoch / max(1, cfg.teacher_epochs - 1))
+            order = rng.permutation(n)
+            loss_sum = 0.0
+            for start in range(0, n, cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                batch = _shift(train_pixels[idx].reshape(-1, 28, 28), rng, cfg.shift_augment)
+                loss_sum += teacher.train_step(batch, train_labels[idx], lr) * len(idx)
+            text = f"teacher epoch {epoch + 1}/{cfg.teacher_epochs} lr {lr:.2e} loss {loss_sum / n:.4f} "
+            if test_pixels is not None:
+                acc = np.mean(np.concatenate([
+                    np.argmax(teacher.logits(test_pixels[s:s + 1000]), axis=1)
+                    == test_labels[s:s + 1000] for s in range(0, len(test_labels), 1000)]))
+                text += f"test {100 * acc:.2f}% "
+            dt = time.perf_counter() - t0
+            self.train_seconds += dt
+            log(text + f"({dt:.1f} s)", final=True)
+        return teacher
 
     def recalibrate(self, pixels) -> None:
         """Batch-norm statistics from ``pixels`` without training (see :meth:`fit`): e.g. the
