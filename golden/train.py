@@ -70,6 +70,8 @@ class TrainConfig:
     weight_noise_std: float = 0.0
     dropout: float = 0.0            # on hidden activations (inputs of layers 1..), training only
     recalibrate_bn: bool = True     # after training, see Trainer.fit
+    # 0: recalibrate on the un-augmented images; n: on n epochs of augmented training passes
+    recalibrate_epochs: int = 0
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
     # knowledge distillation (golden.teacher): weight of a float teacher's softened
@@ -91,6 +93,9 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
         if self.shift_augment < 0 or self.weight_noise_std < 0:
             raise ValueError("shift_augment and weight_noise_std must be >= 0")
+        if not isinstance(self.recalibrate_epochs, int) or self.recalibrate_epochs < 0:
+            raise ValueError(f"recalibrate_epochs must be an integer >= 0, not "
+                             f"{self.recalibrate_epochs!r}")
         if not 0 <= self.distill <= 1:
             raise ValueError(f"distill must be in [0, 1], not {self.distill}")
         if not self.distill_temperature > 0:
@@ -734,7 +739,11 @@ class Trainer:
                 f"train {100 * stats.train_accuracy:.2f}% "
                 + (f"test {100 * test_acc:.2f}% " if test_acc is not None else "")
                 + f"({dt:.1f} s)", final=True)
-        if cfg.recalibrate_bn:
+        if cfg.recalibrate_bn and cfg.recalibrate_epochs:
+            self.recalibrate_augmented(train_pixels, cfg.recalibrate_epochs)
+            log(f"batch-norm statistics recalibrated on {cfg.recalibrate_epochs} epoch(s) of "
+                f"augmented training passes", final=True)
+        elif cfg.recalibrate_bn:
             self.recalibrate(train_pixels)
             log("batch-norm statistics recalibrated on the un-augmented training images", final=True)
         return self.history
@@ -767,6 +776,42 @@ class Trainer:
             self.train_seconds += dt
             log(text + f"({dt:.1f} s)", final=True)
         return teacher
+
+    def recalibrate_augmented(self, pixels, epochs: int) -> None:
+        """Batch-norm statistics as training sees them, without its noise: the exact mean of
+        the batch statistics of ``epochs`` epochs of training forward passes (random shifts,
+        dropout, weight noise, batch-normalised earlier layers), with no weight update.
+
+        The running averages kept during training estimate the same quantities, but with
+        momentum 0.1 they are dominated by the last ten batches and lag the last updates. The
+        population statistics of the un-augmented images (:meth:`recalibrate`) describe
+        another distribution: on the MLP (60 epochs, dropout 0.2) they cost 0.1 point against
+        the running averages, where these gain 0.1 (README). Draws come from a generator of
+        their own, seeded from ``(cfg.seed, 2)``.
+        """
+        t0 = time.perf_counter()
+        cfg, net = self.cfg, self.net
+        rng = np.random.default_rng((cfg.seed, 2))
+        bns = [bn for bn in net.bns if bn is not None]
+        saved = net.rng, [bn.momentum for bn in bns]
+        net.rng = rng
+        try:
+            batches = 0
+            for _ in range(epochs):
+                order = rng.permutation(len(pixels))
+                for start in range(0, len(pixels), cfg.batch_size):
+                    idx = order[start:start + cfg.batch_size]
+                    for bn in bns:      # running mean of the batch statistics, exact
+                        bn.momentum = 1.0 / (batches + 1)
+                    net.forward(_shift(pixels[idx].reshape(-1, 28, 28), rng, cfg.shift_augment),
+                                train=True)
+                    batches += 1
+        finally:
+            net.rng = saved[0]
+            for bn, momentum in zip(bns, saved[1]):
+                bn.momentum = momentum
+            net.cache = []
+        self.train_seconds += time.perf_counter() - t0
 
     def recalibrate(self, pixels) -> None:
         """Batch-norm statistics from ``pixels`` without training (see :meth:`fit`): e.g. the

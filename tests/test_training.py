@@ -88,6 +88,7 @@ def test_fault_map_forces_cells_and_freezes_their_latent_weights(mnist, seed):
     (dict(epochs=0), "epochs must be a positive integer, not 0"),
     (dict(lr_start=1e-3, lr_end=1e-2), "need 0 < lr_end <= lr_start"),
     (dict(dropout=1.0), "dropout must be in \\[0, 1\\), not 1.0"),
+    (dict(recalibrate_epochs=-1), "recalibrate_epochs must be an integer >= 0, not -1"),
 ])
 def test_bad_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -184,3 +185,45 @@ def test_progress_shows_loss_and_accuracy_during_and_after_each_epoch(mnist):
         assert f"loss {stats.loss:.4f}" in line
         assert f"train {100 * stats.train_accuracy:.2f}%" in line
         assert f"test {100 * stats.test_accuracy:.2f}%" in line
+
+
+def test_augmented_recalibration_is_the_exact_mean_of_the_batch_statistics(mnist, seed):
+    """Layer 0's statistics after ``recalibrate_augmented``: the mean over the epoch's batches
+    (drawn from the generator of ``(seed, 2)``) of each batch's mean and (biased) variance of
+    the pre-activation, computed here from the binary weights; weights, the training
+    generator and the momentum are left as they were."""
+    x, y, _, _ = mnist
+    cfg = TrainConfig(arch="mlp250", epochs=1, seed=seed, batch_size=100, shift_augment=0,
+                      dropout=0.0, recalibrate_bn=False)
+    trainer = Trainer(cfg)
+    trainer.fit(x[:300], y[:300], log=quiet)
+    latent = [w.latent.copy() for w in trainer.net.weights]
+    state = trainer.rng.bit_generator.state
+    trainer.recalibrate_augmented(x[:300], 1)
+    order = np.random.default_rng((seed, 2)).permutation(300)
+    w = trainer.net.weights[0].binary().astype(np.float64)
+    a = [x[order[s:s + 100]].reshape(100, -1).astype(np.float64) @ w for s in (0, 100, 200)]
+    bn = trainer.net.bns[0]
+    assert np.allclose(bn.mean, np.mean([b.mean(axis=0) for b in a], axis=0), rtol=1e-6)
+    assert np.allclose(bn.var, np.mean([b.var(axis=0) for b in a], axis=0), rtol=1e-5)
+    assert not np.allclose(bn.var, np.concatenate(a).var(axis=0), rtol=1e-3)  # not pooled
+    assert all(np.array_equal(w.latent, l) for w, l in zip(trainer.net.weights, latent))
+    assert trainer.rng.bit_generator.state == state and bn.momentum == cfg.bn_momentum
+
+
+def test_augmented_recalibration_in_one_unaugmented_batch_is_the_population_statistics(mnist):
+    """With no augmentation and every image in one batch, the training forward pass's batch
+    statistics are the population statistics that :meth:`Trainer.recalibrate` computes in
+    inference mode, in every layer."""
+    x, y, _, _ = mnist
+    cfg = TrainConfig(arch="mlp", epochs=1, seed=4, batch_size=100, shift_augment=0,
+                      dropout=0.0, recalibrate_bn=False)
+    trainer = Trainer(cfg)
+    trainer.fit(x[:500], y[:500], log=quiet)
+    trainer.recalibrate(x[:500])
+    population = [(bn.mean.copy(), bn.var.copy()) for bn in trainer.net.bns if bn is not None]
+    trainer.cfg = TrainConfig(**{**cfg.__dict__, "batch_size": 500})
+    trainer.recalibrate_augmented(x[:500], 2)
+    for (mean, var), bn in zip(population, [b for b in trainer.net.bns if b is not None]):
+        assert np.allclose(bn.mean, mean, rtol=1e-5, atol=1e-3)
+        assert np.allclose(bn.var, var, rtol=1e-4)
