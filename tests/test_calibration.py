@@ -72,8 +72,10 @@ def mnist():
     # ADC offsets of 6 LSB and 20 % gains, per column, summed over up to 8 row tiles (2 LSB
     # and 10 % did not hurt the MLP: before = ideal within read noise, so after > before was
     # a coin toss on the noise draw)
+    # The 98.88 % MLP keeps less margin than the 98.46 % one did: over seeds 1-14 it recovers
+    # to 0.980-0.992 of an ideal 0.991 (the older model: within 0.003 of its 0.983).
     (ChipConfig(device={"preset": "rram"}, adc_offset_dtod_lsb=6.0, adc_gain_dtod=0.2), None,
-     0.95, 0.01),
+     0.95, 0.015),
 ])
 def test_calibration_recovers_accuracy(mnist, seed, chip, read_time_sec, before_below,
                                        after_within):

@@ -307,7 +307,7 @@ def test_an_interrupted_write_leaves_the_old_plot_and_no_temporary_file(tmp_path
 # --- sharding a Monte-Carlo sweep over CI runners --------------------------------------------
 
 SHARDED = ["evaluate", "--model", MLP, "--device", "rram", "--chips", "3", "--images", "100",
-           "--seed", "11", "--sweep", "saf-rate=0,0.02", "--json"]
+           "--seed", "11", "--sweep", "saf-rate=0,0.05", "--json"]
 
 
 def test_shards_merge_into_exactly_the_whole_run(tmp_path, capsys):
