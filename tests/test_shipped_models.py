@@ -38,6 +38,14 @@ def test_shipped_model_meets_the_state_of_the_art_goal(arch):
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_shipped_model_records_its_recipe(arch):
+    """The training configuration in the file is today's recipe with its seed: the slow
+    retraining test rebuilds it from there, and ``mbnn train --arch`` trains it."""
+    training = load_model(MODELS / f"{arch}.npz").metadata["training"]
+    assert TrainConfig(**training) == TrainConfig.recipe(arch, seed=training["seed"])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
 def test_training_evaluation_and_integer_inference_agree_on_all_test_images(arch, test_set):
     """The training code rebuilds its float network from the file (binary weights, float
     batch-norm) and must predict exactly what the folded integer model predicts; the golden
