@@ -1620,6 +1620,33 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _terminate_descendants() -> None:
+    """SIGTERM every descendant of this process.
+
+    A process may start a child between the scan of /proc and its own termination; that
+    child, an orphan, would be missed. So the tree is frozen first (SIGSTOP, scanning again
+    until a scan finds no new process: a stopped process starts none), then every frozen
+    process is sent SIGTERM and continued."""
+    import signal
+    frozen: list[int] = []
+    while True:
+        new = [pid for pid in _descendants(os.getpid()) if pid not in frozen]
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except OSError:         # exited meanwhile
+                pass
+            frozen.append(pid)
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        for pid in frozen:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+
+
 class _Interrupted(KeyboardInterrupt):
     """SIGTERM, raised where the main thread is, so that every ``finally`` and temporary-file
     cleanup runs as for Ctrl-C."""
@@ -1630,11 +1657,7 @@ def _on_signal(signum, frame) -> None:
     # Stop the simulators, compilers and regression workers first: a SIGTERM to mbnn alone (a
     # CI timeout, a cluster scheduler) must not leave them running, writing into build trees.
     # Ctrl-C on a terminal already reaches them (one process group).
-    for pid in _descendants(os.getpid()):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    _terminate_descendants()
     # one interruption: a second signal must not cut the cleanup short (SIGKILL still works)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

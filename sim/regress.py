@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -247,41 +248,81 @@ def run_tests(items: list[tuple[RegressionTest, int]], build_root: Path, jobs: i
     records in the order of ``items``.
 
     An interrupt (KeyboardInterrupt) cancels the tests not started, waits for the running
-    ones' workers to stop, and propagates."""
+    ones' workers to stop, and propagates; ``on_done`` is not called after it."""
     kwargs = dict(build_root=str(build_root), rtl_dir=rtl_dir, gen_seed=gen_seed, waves=waves,
                   keep_waves=keep_waves)
-    records: dict[int, TestRecord] = {}
     if jobs <= 1:
-        for k, (test, seed) in enumerate(items):
+        records = []
+        for test, seed in items:
             if on_start:
                 on_start(test, seed)
-            records[k] = run_test(test, seed, **kwargs)
+            records.append(run_test(test, seed, **kwargs))
             if on_done:
-                on_done(records[k])
-        return [records[k] for k in range(len(items))]
+                on_done(records[-1])
+        return records
+    # The pool is driven from a helper thread and the main thread only waits on an event.
+    # Python raises an interrupt in the main thread between any two bytecodes: raised inside
+    # concurrent.futures.wait() it can leave a future's lock held, and the pool's shutdown
+    # then waits forever for that lock (a SIGTERM right after a test finished hung this way).
+    stop, finished = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def drive():
+        try:
+            outcome["records"] = _run_on_pool(items, jobs, kwargs, on_start, on_done, stop)
+        except BaseException as exc:        # handed to the main thread
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    driver = threading.Thread(target=drive, name="mbnn-regress-pool", daemon=True)
+    driver.start()
+    try:
+        while not finished.wait(0.5):
+            pass
+    except BaseException:
+        stop.set()
+        finished.wait()
+        raise
+    driver.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return [outcome["records"][k] for k in range(len(items))]
+
+
+def _run_on_pool(items, jobs, kwargs, on_start, on_done, stop) -> dict[int, TestRecord]:
+    """:func:`run_tests` on a process pool: the records by their index in ``items``, all of
+    them, or those finished before ``stop`` was set."""
+    records: dict[int, TestRecord] = {}
     # spawned workers: no state (locks, threads) inherited from this process
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         pending = {}
         queue = list(enumerate(items))
         try:
             while queue or pending:
-                while queue and len(pending) < jobs:
+                while queue and len(pending) < jobs and not stop.is_set():
                     k, (test, seed) = queue.pop(0)
                     if on_start:
                         on_start(test, seed)
                     pending[pool.submit(run_test, test, seed, **kwargs)] = k
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                if stop.is_set():
+                    # interrupted: the tests not started are cancelled; the running ones end
+                    # (their workers were killed, or they run on) and are not reported
+                    for fut in pending:
+                        fut.cancel()
+                    wait(pending)
+                    return records
+                # a timeout, so that a stop is seen while tests run
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in done:
                     k = pending.pop(fut)
                     records[k] = fut.result()
                     if on_done:
                         on_done(records[k])
         except BaseException:
-            for fut in pending:
-                fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return [records[k] for k in range(len(items))]
+    return records
 
 
 def replay_command(test: RegressionTest, seed: int, rtl_dir: str | None = None) -> str:
