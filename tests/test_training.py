@@ -90,6 +90,10 @@ def test_fault_map_forces_cells_and_freezes_their_latent_weights(mnist, seed):
     (dict(lr_start=1e-3, lr_end=1e-2), "need 0 < lr_end <= lr_start"),
     (dict(dropout=1.0), "dropout must be in \\[0, 1\\), not 1.0"),
     (dict(recalibrate_epochs=-1), "recalibrate_epochs must be an integer >= 0, not -1"),
+    (dict(rotate_augment=float("nan")), "rotate_augment must be a finite number >= 0, not nan"),
+    (dict(elastic_augment=-1.0), "elastic_augment must be a finite number >= 0, not -1.0"),
+    (dict(scale_augment=1.0), "scale_augment must be in \\[0, 1\\), not 1.0"),
+    (dict(elastic_sigma=0.0), "elastic_sigma must be a finite number > 0, not 0.0"),
 ])
 def test_bad_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
