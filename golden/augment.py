@@ -100,7 +100,10 @@ def distort(images: np.ndarray, rng: np.random.Generator, max_shift: int, rotate
     y0 = np.minimum(np.floor(src_y).astype(np.int64), h)
     x0 = np.minimum(np.floor(src_x).astype(np.int64), w)
     wy, wx = src_y - y0, src_x - x0
-    b = np.arange(n)[:, None, None]
-    value = ((1 - wy) * (1 - wx) * padded[b, y0, x0] + (1 - wy) * wx * padded[b, y0, x0 + 1]
-             + wy * (1 - wx) * padded[b, y0 + 1, x0] + wy * wx * padded[b, y0 + 1, x0 + 1])
+    # the four neighbours by flat index (much faster than three-array fancy indexing)
+    flat = padded.reshape(-1)
+    row = w + 2
+    base = (np.arange(n)[:, None, None] * (h + 2) + y0) * row + x0
+    value = ((1 - wy) * (1 - wx) * flat.take(base) + (1 - wy) * wx * flat.take(base + 1)
+             + wy * (1 - wx) * flat.take(base + row) + wy * wx * flat.take(base + row + 1))
     return (value >= 0.5).astype(images.dtype)

@@ -306,8 +306,10 @@ def test_an_interrupted_write_leaves_the_old_plot_and_no_temporary_file(tmp_path
 
 # --- sharding a Monte-Carlo sweep over CI runners --------------------------------------------
 
+# 20 % stuck cells: a rate where the three chips differ (the 98.97 % MLP scores 0.99, 1.0 and
+# 0.98 on these 100 images; at 5 % all three score 1.0), so the merge must place each chip
 SHARDED = ["evaluate", "--model", MLP, "--device", "rram", "--chips", "3", "--images", "100",
-           "--seed", "11", "--sweep", "saf-rate=0,0.05", "--json"]
+           "--seed", "11", "--sweep", "saf-rate=0,0.2", "--json"]
 
 
 def test_shards_merge_into_exactly_the_whole_run(tmp_path, capsys):
