@@ -738,8 +738,8 @@ class Trainer:
         momentum 0.1 they are dominated by the last ten batches and lag the last updates. The
         population statistics of the un-augmented images (:meth:`recalibrate`) describe
         another distribution. On one MLP run (60 epochs, shifts, dropout 0.2) they scored
-        98.58 % where the running averages scored 98.72 % and these 98.88 %; but over nine MLP
-        runs these gained -0.13 to +0.16 points on the running averages, about nothing on
+        98.58 % where the running averages scored 98.72 % and these 98.88 %; but over ten MLP
+        runs these gained -0.14 to +0.16 points on the running averages, about nothing on
         average, and no recipe uses them now (README). Draws come from a generator of their
         own, seeded from ``(cfg.seed, 2)``.
         """
