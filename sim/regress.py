@@ -278,8 +278,7 @@ def run_tests(items: list[tuple[RegressionTest, int]], build_root: Path, jobs: i
     driver = threading.Thread(target=drive, name="mbnn-regress-pool", daemon=True)
     driver.start()
     try:
-        while not finished.wait(0.5):
-            pass
+        finished.wait()         # a signal's handler runs during this wait (POSIX)
     except BaseException:
         stop.set()
         finished.wait()
